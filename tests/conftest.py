@@ -1,0 +1,46 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from kamailio import Kamailio, find_kamailio
+
+
+def _require_kamailio() -> None:
+    """Skip when Kamailio is not installed; under CI=true that is a failure instead."""
+    if find_kamailio() is not None:
+        return
+    message = "kamailio is not installed (run: bash scripts/install-system-deps.sh)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; a missing Kamailio under CI is a failure, not a skip")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def kamailio() -> Iterator[Kamailio]:
+    """One Kamailio on 127.0.0.1 shared by the whole session (stopped at the end).
+
+    Tests using it must not stop, kill or restart it: use ``fresh_kamailio`` for that.
+    """
+    _require_kamailio()
+    server = Kamailio()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_kamailio() -> Iterator[Kamailio]:
+    """A Kamailio of the test's own, started for it and stopped after it."""
+    _require_kamailio()
+    server = Kamailio()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
