@@ -6,7 +6,14 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from kamailio import Kamailio, find_kamailio
+
+# HYPOTHESIS_PROFILE=thorough runs many more examples (for hunting, not for every run).  Under
+# CI=true Hypothesis picks its own "ci" profile (derandomised, no deadline).
+settings.register_profile("thorough", max_examples=5000, deadline=None)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 def _require_kamailio() -> None:

@@ -148,7 +148,7 @@ def check_response(response: Response) -> str | None:
     except ParseError as exc:
         return str(exc)
     for key, name in _MANDATORY:
-        if key not in response.headers.keys():
+        if key not in response.headers:
             return f"missing {name} header"
     if len(response.via) != 1:
         return "a response reaching its UAC must have exactly one Via"

@@ -54,7 +54,7 @@ HOST = rf"(?:{IPV6_REFERENCE}|{HOSTNAME})"
 _HOST_FULL = re.compile(HOST)
 
 # gen-value = token / host / quoted-string
-GEN_VALUE = rf'(?:[{TOKEN_CHARS}]+|{IPV6_REFERENCE}|"(?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*")'
+GEN_VALUE = rf"(?:[{TOKEN_CHARS}]+|{IPV6_REFERENCE}|{QUOTED_STRING.pattern})"
 _PARAM = re.compile(rf"[ \t]*;[ \t]*([{TOKEN_CHARS}]+)(?:[ \t]*=[ \t]*({GEN_VALUE}))?")
 
 

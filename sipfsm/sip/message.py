@@ -29,9 +29,9 @@ from ..errors import ParseError
 from . import digest
 from .grammar import is_token
 from .headers import (
-    TYPED,
     _NAME_CACHE,
     CSEQ,
+    TYPED,
     VIA_LINE,
     ContentType,
     CSeq,
@@ -130,7 +130,7 @@ class Headers:
         at = keys.index(key)
         self.remove(name)
         self.add(name, value)
-        keys.insert(at, keys.pop())
+        self._keys.insert(at, self._keys.pop())
         self._lines.insert(at, self._lines.pop())
 
     def remove(self, name: str) -> int:
@@ -167,14 +167,18 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return self._keys == other._keys and [_value(x) for x in self._lines] == [
-            _value(x) for x in other._lines
+        return self._keys == other._keys and [_raw_value(x) for x in self._lines] == [
+            _raw_value(x) for x in other._lines
         ]
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Headers({list(self)!r})"
+
+
+def _raw_value(line: str) -> str:
+    return line.partition(":")[2].strip(" \t")
 
 
 def _value(line: str) -> str:
@@ -273,8 +277,9 @@ class Message:
 
     def __init__(self, headers: Headers | Iterable[tuple[str, str]] | None = None,
                  body: bytes | str = b"") -> None:
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers or ())
-        self.body = body.encode() if isinstance(body, str) else bytes(body)
+        self.headers = headers.copy() if isinstance(headers, Headers) else Headers(headers or ())
+        # A message built here always states its length, whatever the headers given said.
+        self.set_body(body)
 
     @property
     def top_via(self) -> Via | None:
@@ -291,7 +296,7 @@ class Message:
     @property
     def contact_is_star(self) -> bool:
         """Whether the Contact is the wildcard ``*`` of a REGISTER that removes every binding."""
-        return self.headers.typed("contact") == "*"
+        return bool(self.headers.typed("contact") == "*")
 
     @property
     def text(self) -> str:
@@ -441,7 +446,7 @@ _COMMON_METHODS = frozenset({"ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE"
 # Request-URIs already found valid; bounded, because they come from the network.
 _VALID_SIP_RURIS: dict[str, None] = {}
 _RURI_CACHE_LIMIT = 1024
-_CSEQ_MATCH = CSEQ.fullmatch  # a safe default; the transport applies the configured frame limit first
+_CSEQ_MATCH = CSEQ.fullmatch
 
 
 def parse(data: bytes | str, *, max_size: int = _LIMIT_BYTES) -> Request | Response:
@@ -475,7 +480,7 @@ def parse(data: bytes | str, *, max_size: int = _LIMIT_BYTES) -> Request | Respo
         # Known names are the common case.  Anything else (an unknown name, a name with trailing
         # white space, a continuation line, a line without a colon) takes the checked path.  A
         # line that is only a known name, without a colon, passes here and fails when read.
-        keys = [known(line.partition(":")[0]) for line in raw]
+        keys: list[str] = [known(line.partition(":")[0]) for line in raw]  # type: ignore[misc]
         if None in keys:
             if any(line[:1] in (" ", "\t") for line in raw):
                 raw = _unfold(raw)
@@ -595,7 +600,9 @@ def _check_request_uri(request: Request, uri_text: str) -> None:
     (its own contact and AoR) over and over."""
     if uri_text[:4].lower() == "sip:" or uri_text[:5].lower() == "sips:":
         match = SIP_URI.fullmatch(uri_text)
-        if match is None or match.group("headers") is not None or match.group("host")[0] == "[":
+        port = match.group("port") if match is not None else None
+        if (match is None or match.group("headers") is not None or match.group("host")[0] == "["
+                or (port is not None and int(port) > 65535)):
             # Errors get the precise message; IPv6 references get their exact check.
             request._uri = parse_uri(uri_text, allow_headers=False)
             return
@@ -609,7 +616,7 @@ def _response(start: str, headers: Headers, body: bytes) -> Response:
     version, _, rest = start.partition(" ")
     if version != _SIP_VERSION:
         version = _version(version)
-    code, space, reason = rest.partition(" ")
+    code, _, reason = rest.partition(" ")
     if len(code) != 3 or not (code.isascii() and code.isdigit()) or not "100" <= code <= "699":
         raise ParseError(f"invalid status code {code[:20]!r}")
     response = Response.__new__(Response)

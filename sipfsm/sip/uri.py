@@ -100,6 +100,8 @@ class URI:
     params: Mapping[str, str | None]
     headers: Mapping[str, str]
     opaque: str | None
+    _text: str | None
+    _key: tuple[Any, ...] | None
 
     def __init__(
         self,
@@ -161,7 +163,7 @@ class URI:
 
     def replace(self, **changes: Any) -> URI:
         """A copy with the given components changed (``user=None`` removes the user part)."""
-        fields = {
+        fields: dict[str, Any] = {
             "scheme": self.scheme, "user": self.user, "host": self.host, "port": self.port,
             "params": self.params, "headers": self.headers, "password": self.password,
             "opaque": self.opaque,

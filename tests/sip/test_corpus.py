@@ -150,7 +150,8 @@ def test_semantic_errors_parse_and_are_rejected(entry: Entry) -> None:
     assert rejection is not None
     assert rejection.status == SEMANTIC[entry.name]
     if entry.name == "bext01":
-        assert dict(rejection.headers)["Unsupported"] == "nothingSupportsThis, nothingSupportsThisEither"
+        unsupported = dict(rejection.headers)["Unsupported"]
+        assert unsupported == "nothingSupportsThis, nothingSupportsThisEither"
 
 
 def test_semantic_table_covers_the_index() -> None:
@@ -251,7 +252,7 @@ def test_framing_corner_cases() -> None:
     mpart = _load("mpart01")
     assert mpart.content_length == len(mpart.body) and b"\x00" in mpart.body
     inv2543 = _load("inv2543")
-    assert "content-length" not in inv2543.headers.keys() and inv2543.body.startswith(b"v=0")
+    assert "content-length" not in inv2543.headers and inv2543.body.startswith(b"v=0")
     assert _load("zeromf").max_forwards == 0
 
 
