@@ -34,14 +34,18 @@ class ConfigurationError(SipfsmError, ValueError):
     """A configuration parameter has a wrong type, range or value.
 
     ``parameter`` is the snake_case name; ``value`` is the offending value (``None`` for secrets,
-    which never appear in the message).
+    which never appear in the message).  ``message`` replaces the standard wording where there is
+    no value to show (an unknown or missing parameter).
     """
 
-    def __init__(self, parameter: str, value: object, reason: str = "") -> None:
-        shown = "NOT SHOWN" if value is None else repr(value)
-        message = f"invalid value {shown} for parameter {parameter!r}"
-        if reason:
-            message += f": {reason}"
+    def __init__(
+        self, parameter: str, value: object, reason: str = "", *, message: str | None = None
+    ) -> None:
+        if message is None:
+            shown = "NOT SHOWN" if value is None else repr(value)
+            message = f"invalid value {shown} for parameter {parameter!r}"
+            if reason:
+                message += f": {reason}"
         super().__init__(message)
         self.parameter = parameter
         self.value = value

@@ -23,7 +23,7 @@ every header the library understands, for callers that want a strict check up fr
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from ..errors import ParseError
 from . import digest
@@ -231,6 +231,8 @@ class Message:
 
     __slots__ = ("body", "headers")
 
+    version: ClassVar[str] = _SIP_VERSION
+    """The protocol version: always ``SIP/2.0`` (others are refused with 505 by :func:`parse`)."""
     headers: Headers
     body: bytes
 
@@ -336,7 +338,7 @@ class Request(Message):
     """A SIP request.  ``uri`` is parsed on first access; the start line was checked by
     :func:`parse` already."""
 
-    __slots__ = ("_uri", "_uri_text", "method", "version")
+    __slots__ = ("_uri", "_uri_text", "method")
 
     def __init__(
         self,
@@ -344,14 +346,11 @@ class Request(Message):
         uri: URI | str,
         headers: Headers | Iterable[tuple[str, str]] | None = None,
         body: bytes | str = b"",
-        *,
-        version: str = _SIP_VERSION,
     ) -> None:
         super().__init__(headers, body)
         if not is_token(method):
             raise ParseError(f"invalid method {method[:40]!r}")
         self.method = method
-        self.version = version
         if isinstance(uri, URI):
             self._uri: URI | None = uri
             self._uri_text = str(uri)
@@ -378,8 +377,8 @@ class Request(Message):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Request):
             return NotImplemented
-        return (self.method, self._uri_text, self.version, self.headers, self.body) == (
-            other.method, other._uri_text, other.version, other.headers, other.body)
+        return (self.method, self._uri_text, self.headers, self.body) == (
+            other.method, other._uri_text, other.headers, other.body)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -390,7 +389,7 @@ class Request(Message):
 class Response(Message):
     """A SIP response."""
 
-    __slots__ = ("reason_phrase", "status_code", "version")
+    __slots__ = ("reason_phrase", "status_code")
 
     def __init__(
         self,
@@ -398,8 +397,6 @@ class Response(Message):
         reason_phrase: str = "",
         headers: Headers | Iterable[tuple[str, str]] | None = None,
         body: bytes | str = b"",
-        *,
-        version: str = _SIP_VERSION,
     ) -> None:
         super().__init__(headers, body)
         if not 100 <= status_code <= 699:
@@ -408,7 +405,6 @@ class Response(Message):
             raise ParseError("reason phrase cannot contain CR or LF")
         self.status_code = status_code
         self.reason_phrase = reason_phrase
-        self.version = version
 
     @property
     def is_provisional(self) -> bool:
@@ -426,8 +422,8 @@ class Response(Message):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Response):
             return NotImplemented
-        return (self.status_code, self.reason_phrase, self.version, self.headers, self.body) == (
-            other.status_code, other.reason_phrase, other.version, other.headers, other.body)
+        return (self.status_code, self.reason_phrase, self.headers, self.body) == (
+            other.status_code, other.reason_phrase, other.headers, other.body)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -460,7 +456,12 @@ def parse(data: bytes | str, *, max_size: int = _LIMIT_BYTES) -> Request | Respo
     # is written flat: no helper calls on the common path, C-level string methods throughout.
     try:
         if type(data) is not bytes:
-            data = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
+            if isinstance(data, str):
+                data = data.encode("utf-8", "surrogateescape")
+            elif isinstance(data, bytearray | memoryview):
+                data = bytes(data)
+            else:
+                raise ParseError(f"expected bytes or str, not {type(data).__name__}")
         if len(data) > max_size:
             raise ParseError(f"message larger than {max_size} octets", status=413)
         if data[:1] == b"\r":  # RFC 3261 §7.5: ignore CRLFs before the start line
@@ -562,11 +563,10 @@ def _unfold(lines: list[str]) -> list[str]:
     return out
 
 
-def _version(text: str) -> str:
-    if text == _SIP_VERSION:
-        return text
+def _version(text: str) -> None:
+    """Accept ``SIP/2.0`` in any case (ABNF literals are case-insensitive); refuse the rest."""
     if text.upper() == _SIP_VERSION:
-        return _SIP_VERSION
+        return
     name, slash, number = text.partition("/")
     major, dot, minor = number.partition(".")
     if name.upper() == "SIP" and slash and dot and major.isdigit() and minor.isdigit():
@@ -582,12 +582,11 @@ def _request(start: str, headers: Headers, body: bytes) -> Request:
     if method not in _COMMON_METHODS and not is_token(method):
         raise ParseError(f"invalid method {method[:40]!r}")
     if version != _SIP_VERSION:
-        version = _version(version)
-    request = Request.__new__(Request)
+        _version(version)
+    request = _new(Request)
     request.headers = headers
     request.body = body
     request.method = method
-    request.version = version
     request._uri_text = uri_text
     request._uri = None
     if uri_text not in _VALID_SIP_RURIS:
@@ -615,14 +614,13 @@ def _check_request_uri(request: Request, uri_text: str) -> None:
 def _response(start: str, headers: Headers, body: bytes) -> Response:
     version, _, rest = start.partition(" ")
     if version != _SIP_VERSION:
-        version = _version(version)
+        _version(version)
     code, _, reason = rest.partition(" ")
     if len(code) != 3 or not (code.isascii() and code.isdigit()) or not "100" <= code <= "699":
         raise ParseError(f"invalid status code {code[:20]!r}")
-    response = Response.__new__(Response)
+    response = _new(Response)
     response.headers = headers
     response.body = body
     response.status_code = int(code)
     response.reason_phrase = reason
-    response.version = version
     return response
