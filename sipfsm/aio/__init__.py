@@ -1,0 +1,1 @@
+"""The asyncio adapters: the only code that touches the event loop or the network."""
