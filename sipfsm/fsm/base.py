@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol
 from transitions import EventData, Machine, MachineError
 
 from ..events import BusEvent
+from ..sip.message import Request, Response
 
 __all__ = [
     "MACHINES",
@@ -41,6 +42,7 @@ __all__ = [
     "Send",
     "StartTimer",
     "TransitionLog",
+    "Transmit",
     "define",
 ]
 
@@ -74,6 +76,13 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class Transmit:
+    """Hand SIP ``message`` to the transport (the UA core serialises and sends it)."""
+
+    message: Request | Response
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     """Arm (or re-arm) timer ``name`` to fire at monotonic time ``at``."""
 
@@ -95,7 +104,7 @@ class Emit:
     event: BusEvent
 
 
-Effect = Open | Close | Send | StartTimer | CancelTimer | Emit
+Effect = Open | Close | Send | Transmit | StartTimer | CancelTimer | Emit
 
 
 # -- logging seam ------------------------------------------------------------------------------
