@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .causes import Cause
+from .sip.message import Request, Response
+from .sip.uri import URI
+
 __all__ = [
     "UA_EVENTS",
+    "AckReceived",
     "BusEvent",
     "FrameReceived",
     "FrameSent",
     "KeepAliveTimeout",
+    "RequestReceived",
+    "TransactionFailed",
+    "TransactionResponse",
+    "TransactionTerminated",
     "TransportConnected",
     "TransportConnecting",
     "TransportDisconnected",
@@ -106,3 +115,161 @@ UA_EVENTS: dict[str, type[BusEvent]] = {
     "transport_stopped": TransportStopped,
 }
 """User-facing event names (SIP.js's, in snake_case) and the bus events behind them."""
+
+
+# -- transactions (RFC 3261 §17, RFC 6026) -------------------------------------------------------
+#
+# ``transaction`` is always the id of the transaction that published the event: the ``id`` its
+# creator gave it, or by default ``"{kind}:{branch}:{method}"`` for a client transaction and
+# ``"{kind}:{branch}:{sent-by}:{method}"`` for a server one (see :mod:`sipfsm.fsm.transaction`).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionResponse(BusEvent):
+    """A client transaction hands a response to its transaction user (the TU).
+
+    Every 1xx and the final response are delivered, and on an INVITE every 2xx that arrives in
+    the "Accepted" state as well (RFC 6026 §7.2: forks and retransmissions are the TU's to
+    acknowledge).  When the transaction fails instead (Timer B or F, a transport error) the TU
+    gets a *synthesized* final response first, 408 or 503 built from the request (RFC 3261
+    §8.1.3.1), followed by :class:`TransactionFailed`; so a TU that only looks at responses still
+    sees exactly one final outcome.
+    """
+
+    transaction: str
+    """The id of the client transaction."""
+    response: Response
+    """The response as received (or as synthesized, for a failure)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionFailed(BusEvent):
+    """A transaction ended without its normal exchange completing.
+
+    Client transactions: Timer B or F fired (``cause="Request Timeout"``, ``status=408``), the TU
+    abandoned an INVITE that never got a final response (the same cause and status), or the
+    transport failed (``cause="Connection Error"``, ``status=503``); it always follows the
+    synthesized :class:`TransactionResponse` of the same status.  Server transactions: Timer H
+    fired before the ACK of a non-2xx final response came (``cause="No ACK"``, ``status=408``),
+    or the transport failed (``cause="Connection Error"``, ``status=503``), after which no
+    response can reach the peer.
+    """
+
+    transaction: str
+    """The id of the transaction."""
+    cause: str
+    """Why, in SIP.js's words: "Request Timeout", "Connection Error" or "No ACK"."""
+    status: int
+    """The status code the failure counts as: 408 for a timeout, 503 for a transport error."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestReceived(BusEvent):
+    """A server transaction was created for a new request, which is now the TU's to answer.
+
+    Published once per server transaction, when it is constructed; retransmissions of the
+    request are absorbed by the transaction and never published.
+    """
+
+    transaction: str
+    """The id of the server transaction; answer through that transaction's ``respond``."""
+    request: Request
+    """The request as received."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckReceived(BusEvent):
+    """The ACK of a non-2xx final response reached its INVITE server transaction.
+
+    That ACK belongs to the transaction (RFC 3261 §17.2.1), which absorbs it and ends; this
+    event exists for observability only (traces, tests), and nothing needs to act on it.  The
+    ACK of a 2xx is not part of the transaction and is never published as this event: the
+    caller hands it to the dialog layer.
+    """
+
+    transaction: str
+    """The id of the INVITE server transaction."""
+    request: Request
+    """The ACK as received."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionTerminated(BusEvent):
+    """A transaction reached its "Terminated" state (the UA's ``transaction_destroyed``).
+
+    Published exactly once per transaction, as the last effect of the step that ended it; by
+    then every timer the transaction armed has been cancelled, and the transaction ignores
+    every further input.  The UA removes it from its transaction table on this event.
+    """
+
+    transaction: str
+    """The id of the transaction."""
+    kind: str
+    """Which machine: ``"ict"``, ``"nict"``, ``"ist"`` or ``"nist"``."""
+
+
+# -- the UA core and registration ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestSent(BusEvent):
+    """A client transaction started: its request went to the transport (``new_transaction``)."""
+
+    transaction: str
+    """The transaction's id."""
+    request: Request
+    """The request sent."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageReceived(BusEvent):
+    """A MESSAGE arrived out of dialog and was answered 200 (user event ``message``)."""
+
+    request: Request
+    """The MESSAGE; ``request.body`` and ``request.content_type`` hold what was sent."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registered(BusEvent):
+    """A REGISTER succeeded (user event ``registered``), on every 2xx, refreshes included."""
+
+    response: Response
+    """The registrar's 2xx."""
+    expires: int
+    """The lifetime granted to our binding, in seconds."""
+    refresh: bool
+    """True when this 2xx answered a refresh of an existing binding."""
+    pub_gruu: URI | None = None
+    """The public GRUU the registrar assigned (RFC 5627), if any."""
+    temp_gruu: URI | None = None
+    """The temporary GRUU, if any."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unregistered(BusEvent):
+    """Our binding is gone (user event ``unregistered``): removed by us, expired, or no longer
+    reachable because the connection dropped."""
+
+    response: Response | None
+    """The registrar's response to our un-REGISTER, if that is how it ended."""
+    cause: Cause | None
+    """``None`` for a deliberate unregister; ``Expires``, ``Connection Error``… otherwise."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationFailed(BusEvent):
+    """A REGISTER failed (user event ``registration_failed``)."""
+
+    response: Response | None
+    """The final response, when there was one."""
+    cause: Cause
+    """Why: ``Authentication Error``, ``Request Timeout``, ``Connection Error``…"""
+
+
+UA_EVENTS.update({
+    "message": MessageReceived,
+    "new_transaction": RequestSent,
+    "registered": Registered,
+    "unregistered": Unregistered,
+    "registration_failed": RegistrationFailed,
+})

@@ -1,30 +1,50 @@
 """The public facade: :class:`UA`.
 
-So far the UA owns its configuration, its event bus and its WebSocket transport: ``start()``
-connects (with failover, recovery and keep-alive), ``stop()`` closes everything it started, and
-``on`` / ``off`` / ``wait_for`` watch the events.  Transactions, registration and calls build on
-this in the following issues.
+A UA owns its configuration, its event bus, its WebSocket transport, its UA core (transactions
+and the request gate) and its registration.  ``start()`` connects (with failover, recovery and
+keep-alive) and, with ``register=True``, registers on every (re)connect; ``stop()`` unregisters
+if registered and closes everything it started.  ``on`` / ``off`` / ``wait_for`` watch the
+events by name (``connected``, ``registered``, ``message``…).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import secrets
 import ssl as ssl_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TextIO
 
 import aiohttp
 
+from .aio.clock import Timers
 from .aio.ws import WebSocketRunner
 from .bus import EventBus, EventView
+from .causes import Cause
 from .config import UAConfig
-from .events import BusEvent
+from .core import Core, OutgoingRequest
+from .errors import ConfigurationError
+from .events import (
+    BusEvent,
+    Registered,
+    TransportConnected,
+    TransportDisconnected,
+)
+from .fsm.base import CancelTimer, Command, Emit, StartTimer
+from .fsm.registration import Registration
 from .fsm.transport import Transport, TransportOptions
 from .logging import Logger, LoggerFactory
+from .outgoing import Identity, RequestFactory, new_call_id, normalize_target
+from .sip.digest import DigestAuthenticator
+from .sip.message import Response
+from .sip.uri import URI
 
 __all__ = ["UA"]
+
+AuthenticationFactory = Callable[["UA"], object]
 
 
 class UA:
@@ -34,9 +54,10 @@ class UA:
     :meth:`from_sipjs` takes SIP.js's camelCase names.  With ``autostart`` (the default) the UA
     starts as soon as it exists inside a running event loop, or on ``async with``.
 
-    ``ssl`` is an :class:`ssl.SSLContext` for ``wss://`` servers (verification is on by default);
-    ``session`` an aiohttp session to share between many UAs; ``log_stream`` where the built-in
-    log lines go (standard error by default).
+    Keyword-only extras that are not SIP.js parameters: ``ssl`` (an :class:`ssl.SSLContext`
+    for ``wss://``; certificates are verified by default), ``session`` (an aiohttp session to
+    share between many UAs), ``log_stream`` (where built-in log lines go; standard error by
+    default) and ``t1`` (RFC 3261's T1 in seconds; tests shorten it).
     """
 
     def __init__(
@@ -46,15 +67,15 @@ class UA:
         ssl: ssl_module.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
         log_stream: TextIO | None = None,
+        t1: float = 0.5,
         **params: Any,
     ) -> None:
         if config is not None and params:
             raise TypeError("give either a UAConfig or parameters, not both")
-        self.config = config if config is not None else UAConfig(**params)
+        self.config = cfg = config if config is not None else UAConfig(**params)
         self.id = secrets.token_hex(4)
         self.bus = EventBus(on_error=self._listener_failed)
         self._events = EventView(self.bus)
-        cfg = self.config
         self._logs = LoggerFactory(cfg.log, trace_sip=cfg.trace_sip, stream=log_stream,
                                    secrets=[cfg.password] if cfg.password else [])
         self.log = self._logs.get("ua", self.id)
@@ -74,7 +95,28 @@ class UA:
         self._runner = WebSocketRunner(
             self.transport, self.bus, session=session, ssl=ssl,
             on_trace=self._tracer(transport_log) if cfg.trace_sip else None)
+        self.identity = Identity(cfg)
+        self.factory = RequestFactory(cfg, self.identity)
+        self._authenticator: DigestAuthenticator | None = None
+        if cfg.password is not None and cfg.authentication_factory is None:
+            self._authenticator = DigestAuthenticator(cfg.authorization_user, cfg.password)
+        self.core = Core(cfg, self.identity, self.factory, self.bus, self._runner,
+                         self._logs.get("core", self.id), credentials=lambda: self._authenticator,
+                         t1=t1)
+        self.registration = Registration(
+            expires=cfg.register_expires, contact=self.factory.contact_uri,
+            instance=cfg.instance_id, refresh_delay=cfg.register_refresh_delay,
+            id=f"{self.id}.registration", log=self._logs.get("registration", self.id))
+        self._register_wanted = cfg.register
+        self._reg_call_id = new_call_id()
+        self._reg_cseq = secrets.randbelow(9999) + 1
+        self._reg_request: OutgoingRequest | None = None
+        self._reg_timers: Timers | None = None
+        self._credentials_ready: asyncio.Task[None] | None = None
         self._started = False
+        self.bus.subscribe(TransportConnected, self._on_connected)
+        self.bus.subscribe(TransportDisconnected, self._on_disconnected)
+        self.bus.subscribe(Registered, self._on_registered)
         if cfg.autostart:
             # Without a running loop yet, starting waits for ``async with`` or start().
             with contextlib.suppress(RuntimeError):
@@ -96,11 +138,22 @@ class UA:
         self.log.log("started", servers=[s.ws_uri for s in self.config.ws_servers])
 
     async def stop(self) -> None:
-        """Close the transport and everything it started; the UA can be started again."""
+        """Unregister (if registered, waiting a little for the answer), close the transport and
+        everything it started.  The UA can be started again."""
         if not self._started:
             return
+        if self.registration.registered and self.transport.connected:
+            done = asyncio.ensure_future(self.wait_for("unregistered", timeout=2))
+            self._reg_input(lambda now: self.registration.unregister(now))
+            with contextlib.suppress(TimeoutError):
+                await done
         self._started = False
+        if self._credentials_ready is not None:
+            self._credentials_ready.cancel()
         await self._runner.stop()
+        self.core.cancel_timers()
+        if self._reg_timers is not None:
+            self._reg_timers.cancel_all()
         self.log.log("stopped")
 
     async def __aenter__(self) -> UA:
@@ -115,11 +168,161 @@ class UA:
         """Whether the WebSocket to a server is open now."""
         return self.transport.connected
 
-    def send_frame(self, data: str) -> None:
-        """Send one raw frame (a whole SIP message) on the WebSocket.  Raises
-        :class:`~sipfsm.InvalidStateError` when not connected.  Low level: prefer the request
-        methods that later issues add."""
-        self._runner.send(data)
+    def is_registered(self) -> bool:
+        """Whether our binding at the registrar is alive."""
+        return self.registration.registered
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def normalize_target(self, target: str | URI) -> URI:
+        """The SIP URI for ``target`` (``"bob"`` → ``sip:bob@<our domain>``)."""
+        return normalize_target(target, self.config.uri)
+
+    def request(self, method: str, target: str | URI, *, body: bytes | str = b"",
+                content_type: str | None = None,
+                extra_headers: Iterable[tuple[str, str] | str] = ()) -> OutgoingRequest:
+        """Send an out-of-dialog request; the returned handle reports ``progress``,
+        ``accepted``, ``rejected`` and ``failed``, and ``await handle.result()`` gives the final
+        response.  Sent as soon as the transport is connected."""
+        return self.core.request(method.upper(), self.normalize_target(target), body=body,
+                                 content_type=content_type, extra_headers=extra_headers,
+                                 route=self._preloaded_route())
+
+    def message(self, target: str | URI, body: str | bytes, *,
+                content_type: str = "text/plain",
+                extra_headers: Iterable[tuple[str, str] | str] = ()) -> OutgoingRequest:
+        """Send a MESSAGE (RFC 3428)."""
+        if not body:
+            raise ValueError("a MESSAGE needs a body")
+        return self.request("MESSAGE", target, body=body, content_type=content_type,
+                            extra_headers=extra_headers)
+
+    def _preloaded_route(self) -> URI | None:
+        server = self.transport.server
+        for ws_server in self.config.ws_servers:
+            if ws_server.ws_uri == server:
+                return ws_server.sip_uri
+        return None
+
+    # -- registration ------------------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Register now, and again on every reconnect (sets ``register``)."""
+        self._register_wanted = True
+        if self.transport.connected:
+            self._reg_input(self.registration.register)
+
+    def unregister(self, *, all: bool = False) -> None:
+        """Remove our binding (``all=True``: every binding of our AoR) and stop re-registering."""
+        self._register_wanted = False
+        if self.transport.connected:
+            self._reg_input(lambda now: self.registration.unregister(now, all=all))
+
+    def _reg_clock(self) -> Timers:
+        if self._reg_timers is None:
+            self._reg_timers = Timers(lambda name: self._reg_input(
+                lambda now: self.registration.timer_fired(name, now)))
+        return self._reg_timers
+
+    def _reg_input(self, call: Callable[[float], None]) -> None:
+        clock = self._reg_clock()
+        call(clock.now())
+        for effect in self.registration.take_effects():
+            if isinstance(effect, Command) and effect.name == "send_register":
+                self._send_register(int(effect.args["expires"]), bool(effect.args["star"]))
+            elif isinstance(effect, Command) and effect.name == "follow_up":
+                follow = effect.args["input"]
+                if follow == "register":
+                    self._reg_input(self.registration.register)
+                else:
+                    self._reg_input(lambda now: self.registration.unregister(now))
+            elif isinstance(effect, StartTimer):
+                clock.start(effect.name, effect.at)
+            elif isinstance(effect, CancelTimer):
+                clock.cancel(effect.name)
+            elif isinstance(effect, Emit):
+                self.bus.publish(effect.event)
+
+    def _send_register(self, expires: int, star: bool) -> None:
+        cfg = self.config
+        if star:
+            contact = "*"
+        else:
+            contact = (f"<{self.factory.contact_uri}>;reg-id=1;"
+                       f'+sip.instance="<urn:uuid:{cfg.instance_id}>";expires={expires}')
+        aor = self.factory.name_addr(cfg.uri.replace(params={}, headers={}))
+        request = self.factory.request(
+            "REGISTER", cfg.registrar_server, branch=self.core.new_branch(),
+            call_id=self._reg_call_id, cseq=self._reg_cseq, to=aor, contact=False,
+            route=self._preloaded_route(),
+            extra_headers=[("Contact", contact), ("Expires", str(expires))])
+        self._reg_cseq += 1
+        outgoing = OutgoingRequest(self.core, request, self._authenticator)
+        self._reg_request = outgoing
+        outgoing.on("accepted", lambda response, cause: self._reg_outcome(outgoing, response))
+        outgoing.on("failed", lambda response, cause: self._reg_outcome(outgoing, response,
+                                                                         cause))
+        self.core.send(request, owner=outgoing)
+
+    def _reg_outcome(self, outgoing: OutgoingRequest, response: Response | None,
+                     cause: Cause | None = None) -> None:
+        cseq = outgoing.request.cseq
+        if cseq is not None:  # digest retries raised it
+            self._reg_cseq = max(self._reg_cseq, cseq.seq + 1)
+        if outgoing is not self._reg_request:
+            return  # an old REGISTER's late news
+        if response is not None:
+            self._reg_input(lambda now: self.registration.response(response, now))
+        else:
+            self._reg_input(lambda now: self.registration.failed(
+                cause or Cause.CONNECTION_ERROR, now))
+
+    def _on_registered(self, event: Registered) -> None:
+        self.identity.pub_gruu = event.pub_gruu
+        self.identity.temp_gruu = event.temp_gruu
+
+    def _on_connected(self, event: TransportConnected) -> None:
+        if not self._register_wanted:
+            return
+        if self.config.authentication_factory is not None and self._authenticator is None:
+            self._credentials_ready = asyncio.ensure_future(self._prepare_credentials())
+            return
+        self._reg_input(self.registration.register)
+
+    async def _prepare_credentials(self) -> None:
+        """Ask ``authentication_factory`` for credentials (it may be sync or async), then
+        register."""
+        factory = self.config.authentication_factory
+        assert factory is not None
+        produced = factory(self)
+        if inspect.isawaitable(produced):
+            produced = await produced
+        self._authenticator = self._as_authenticator(produced)
+        if self.transport.connected and self._register_wanted:
+            self._reg_input(self.registration.register)
+
+    def _as_authenticator(self, produced: object) -> DigestAuthenticator:
+        if isinstance(produced, DigestAuthenticator):
+            return produced
+        if isinstance(produced, tuple) and len(produced) == 2:
+            username, password = produced
+            self._logs.add_secret(str(password))
+            return DigestAuthenticator(str(username), str(password))
+        if isinstance(produced, Mapping):
+            username = str(produced.get("username", self.config.authorization_user))
+            for secret in ("password", "ha1"):
+                if produced.get(secret):
+                    self._logs.add_secret(str(produced[secret]))
+            password, ha1 = produced.get("password"), produced.get("ha1")
+            return DigestAuthenticator(username, password=str(password) if password else None,
+                                       ha1=str(ha1) if ha1 else None)
+        raise ConfigurationError("authentication_factory", None,
+                                 "it must return a DigestAuthenticator, (username, password) "
+                                 "or a mapping with username and password or ha1")
+
+    def _on_disconnected(self, event: TransportDisconnected) -> None:
+        if not event.given_up or event.code is not None:
+            self._reg_input(self.registration.transport_lost)
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -136,6 +339,11 @@ class UA:
         """Wait for the next event ``name`` and return it (TimeoutError after ``timeout`` s)."""
         return await self._events.wait_for(name, timeout, predicate)
 
+    def send_frame(self, data: str) -> None:
+        """Send one raw frame (a whole SIP message) on the WebSocket, outside any transaction.
+        Raises :class:`~sipfsm.InvalidStateError` when not connected.  Low level."""
+        self._runner.send(data)
+
     def _listener_failed(self, event: BusEvent, exc: BaseException) -> None:
         self.log.error("listener failed", event=type(event).__name__, error=repr(exc))
 
@@ -148,3 +356,4 @@ class UA:
 
     def __repr__(self) -> str:
         return f"<UA {self.id} {self.config.uri} {self.transport.state.value}>"
+

@@ -41,7 +41,7 @@ def options_request(domain: str) -> tuple[str, str]:
 def config(kamailio: Kamailio, **params: Any) -> UAConfig:
     return UAConfig(uri=f"sip:alice@{kamailio.domain}",
                     ws_servers=params.pop("ws_servers", kamailio.ws_url),
-                    log={"builtin_enabled": False}, **params)
+                    log={"builtin_enabled": False}, register=False, **params)
 
 
 async def test_connects_and_an_options_is_answered(kamailio: Kamailio) -> None:
@@ -109,7 +109,7 @@ async def test_keep_alive_pings_are_answered(kamailio: Kamailio) -> None:
 
     cfg = UAConfig.from_sipjs({"uri": f"sip:alice@{kamailio.domain}",
                                "wsServers": kamailio.ws_url, "keepAliveInterval": 1,
-                               "traceSip": True,
+                               "traceSip": True, "register": False,
                                "log": {"builtinEnabled": False, "connector": connector}})
     timeouts: list[object] = []
     async with UA(cfg) as ua:

@@ -20,8 +20,8 @@ How a machine is written (the pattern every module in this package follows):
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from transitions import EventData, Machine, MachineError
@@ -33,6 +33,7 @@ __all__ = [
     "MACHINES",
     "CancelTimer",
     "Close",
+    "Command",
     "Effect",
     "Emit",
     "MachineSpec",
@@ -98,13 +99,22 @@ class CancelTimer:
 
 
 @dataclass(frozen=True, slots=True)
+class Command:
+    """Ask the machine's adapter to do ``name`` with ``args`` (e.g. build and send a REGISTER):
+    work that needs more than the machine knows, described, not done, by the machine."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Emit:
     """Publish ``event`` on the bus."""
 
     event: BusEvent
 
 
-Effect = Open | Close | Send | Transmit | StartTimer | CancelTimer | Emit
+Effect = Open | Close | Send | Transmit | StartTimer | CancelTimer | Command | Emit
 
 
 # -- logging seam ------------------------------------------------------------------------------

@@ -6,12 +6,23 @@ from collections.abc import Callable
 from typing import Any
 
 from sipfsm.events import BusEvent
-from sipfsm.fsm.base import CancelTimer, Close, Effect, Emit, Model, Open, Send, StartTimer
+from sipfsm.fsm.base import (
+    CancelTimer,
+    Close,
+    Effect,
+    Emit,
+    Model,
+    Open,
+    Send,
+    StartTimer,
+    Transmit,
+)
+from sipfsm.sip.message import Request, Response
 
 
 class Driver:
     """Carries out a model's effects against a fake clock: timers are remembered and fired by
-    :meth:`advance`, sockets are numbers, events are collected."""
+    :meth:`advance`, sockets are numbers, events and transmitted SIP messages are collected."""
 
     def __init__(self, model: Model, on_timer: Callable[[str, float], None]) -> None:
         self.model = model
@@ -23,6 +34,7 @@ class Driver:
         self.opened: list[Open] = []
         self.closed: list[Close] = []
         self.open_sockets: set[int] = set()
+        self.transmitted: list[Request | Response] = []
         self.log: list[Effect] = []
 
     def run(self) -> list[Effect]:
@@ -44,6 +56,8 @@ class Driver:
             elif isinstance(effect, Close):
                 self.closed.append(effect)
                 self.open_sockets.discard(effect.socket)
+            elif isinstance(effect, Transmit):
+                self.transmitted.append(effect.message)
         return effects
 
     def __call__(self, call: Callable[..., Any], *args: Any) -> list[Effect]:
