@@ -394,7 +394,7 @@ class Core:
 
     def _on_transaction_response(self, event: TransactionResponse) -> None:
         owner = self._owners.get(event.transaction)
-        if owner is not None:
+        if owner is not None and not event.local:  # failures come as TransactionFailed
             owner._response(event.response)
 
     def _on_transaction_failed(self, event: TransactionFailed) -> None:
@@ -427,6 +427,10 @@ class Core:
         head = data.split("\r\n\r\n", 1)[0]
         lines = [line for line in head.split("\r\n") if not line.lower().startswith(
             ("content-length", "l:"))]
+        method, _, rest = lines[0].partition(" ")
+        uri, _, version = rest.rpartition(" ")
+        if version.upper().startswith("SIP/"):  # an unsupported version (505): read the rest
+            lines[0] = f"{method} {uri} SIP/2.0"
         try:
             salvaged = parse("\r\n".join(lines) + "\r\n\r\n")
         except ParseError:
@@ -440,9 +444,10 @@ class Core:
 
     @staticmethod
     def _addressable(request: Request) -> bool:
+        """Whether a response can reach the sender and be matched: a Via and a CSeq.  (A
+        request missing From, To or Call-ID still gets its 400, with what it had copied.)"""
         try:
-            return bool(request.via and request.from_ and request.to and request.call_id
-                        and request.cseq)
+            return bool(request.via and request.cseq)
         except ParseError:
             return False
 

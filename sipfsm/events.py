@@ -140,6 +140,9 @@ class TransactionResponse(BusEvent):
     """The id of the client transaction."""
     response: Response
     """The response as received (or as synthesized, for a failure)."""
+    local: bool = False
+    """True for the synthesized 408/503 of a failure (the :class:`TransactionFailed` that
+    follows says why); False for a response that came over the network."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

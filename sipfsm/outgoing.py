@@ -121,13 +121,20 @@ class RequestFactory:
         return f"SIP/2.0/{self.via_transport} {self.identity.via_host};branch={branch}"
 
     @property
-    def contact_uri(self) -> URI:
-        """Our Contact URI (the pub-GRUU once the registrar has given one)."""
-        if self.identity.pub_gruu is not None:
-            return self.identity.pub_gruu
+    def device_uri(self) -> URI:
+        """This device's own address (``sip:RANDOM@HOST;transport=ws``): the Contact of
+        REGISTER, which binds it to the AoR (RFC 5627 §4.1: never the GRUU there)."""
         transport = "wss" if self.config.hack_wss_in_transport else "ws"
         return URI("sip", self.identity.contact_user, self.identity.via_host,
                    params={"transport": transport})
+
+    @property
+    def contact_uri(self) -> URI:
+        """The Contact of other requests: the pub-GRUU once the registrar has given one
+        (RFC 5627 §4.2), else :attr:`device_uri`."""
+        if self.identity.pub_gruu is not None:
+            return self.identity.pub_gruu
+        return self.device_uri
 
     def name_addr(self, uri: URI, *, tag: str | None = None) -> str:
         """``"Display" <uri>;tag=…`` with our display name, escaped."""

@@ -104,7 +104,7 @@ class UA:
                          self._logs.get("core", self.id), credentials=lambda: self._authenticator,
                          t1=t1)
         self.registration = Registration(
-            expires=cfg.register_expires, contact=self.factory.contact_uri,
+            expires=cfg.register_expires, contact=self.factory.device_uri,
             instance=cfg.instance_id, refresh_delay=cfg.register_refresh_delay,
             id=f"{self.id}.registration", log=self._logs.get("registration", self.id))
         self._register_wanted = cfg.register
@@ -248,7 +248,7 @@ class UA:
         if star:
             contact = "*"
         else:
-            contact = (f"<{self.factory.contact_uri}>;reg-id=1;"
+            contact = (f"<{self.factory.device_uri}>;reg-id=1;"
                        f'+sip.instance="<urn:uuid:{cfg.instance_id}>";expires={expires}')
         aor = self.factory.name_addr(cfg.uri.replace(params={}, headers={}))
         request = self.factory.request(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -51,3 +52,22 @@ def fresh_kamailio() -> Iterator[Kamailio]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["kamailio", "devserver"])
+async def edge(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """The same tests against a real Kamailio and against sipfsm's devserver."""
+    from edges import DevServerEdge, KamailioEdge
+
+    from sipfsm.devserver import DevServer
+
+    if request.param == "kamailio":
+        request.applymarker(pytest.mark.kamailio)
+        yield KamailioEdge(request.getfixturevalue("kamailio"))
+        return
+    server = DevServer(min_expires=5)
+    await server.start()
+    try:
+        yield DevServerEdge(server)
+    finally:
+        await server.stop()

@@ -471,7 +471,7 @@ class ClientTransaction(Transaction):
 
     def _fail(self, status: int, reason: str, cause: str) -> None:
         synthesized = _response_to(self._request, status, reason)
-        self._emit(TransactionResponse(transaction=self.id, response=synthesized))
+        self._emit(TransactionResponse(transaction=self.id, response=synthesized, local=True))
         self._emit(TransactionFailed(transaction=self.id, cause=cause, status=status))
 
     def _time_out(self, event: Any) -> None:
