@@ -9,6 +9,7 @@ UAS applies.  It prints a ladder of the exchange and exits non-zero if any check
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
 import sys
 from collections.abc import Callable, Sequence
@@ -110,15 +111,55 @@ def demo(out: Callable[[str], None] = print) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Run the devserver until interrupted (Ctrl-C stops it cleanly)."""
+    import asyncio
+
+    from .devserver import DevServer
+
+    users = None
+    if args.user:
+        users = {}
+        for item in args.user:
+            name, colon, password = item.partition(":")
+            if not colon or not name:
+                print(f"sipfsm serve: --user takes NAME:PASSWORD, not {item!r}", file=sys.stderr)
+                return 2
+            users[name] = password
+
+    async def run() -> None:
+        server = DevServer(host=args.host, port=args.port, domain=args.domain, users=users,
+                           require_auth=not args.no_auth,
+                           log=None if args.quiet else lambda line: print(line, flush=True))
+        async with server:
+            print(f"sipfsm devserver: {server.ws_url} (domain {args.domain}); Ctrl-C stops it",
+                  flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it is meant to stop
+        asyncio.run(run())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sipfsm`` command."""
     parser = argparse.ArgumentParser(prog="sipfsm", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sipfsm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="show what sipfsm does, with no setup")
+    serve = commands.add_parser("serve", help="run the embedded SIP-over-WebSocket devserver")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=5066, help="port (0: any free one)")
+    serve.add_argument("--domain", default="sipfsm.test", help="the SIP domain served")
+    serve.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
+                       help="a user (repeatable; default alice, bob, carol with NAME-secret)")
+    serve.add_argument("--no-auth", action="store_true", help="accept REGISTER without digest")
+    serve.add_argument("--quiet", action="store_true", help="do not print each request")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
+    if args.command == "serve":
+        return _serve(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-from .aio.clock import Timers
+from .aio.clock import Timers, TimerScope
 from .aio.ws import WebSocketRunner
 from .bus import EventBus
 from .causes import Cause, cause_for_status
@@ -221,6 +221,7 @@ class Core:
         *,
         credentials: Callable[[], DigestAuthenticator | None],
         t1: float = 0.5,
+        timers: Callable[[], Timers] | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -235,7 +236,8 @@ class Core:
         self.ack_handler: AckHandler | None = None
         self._owners: dict[str, OutgoingRequest] = {}
         self._queue: list[tuple[ClientTransaction, OutgoingRequest | None]] = []
-        self._timers: Timers | None = None
+        self._timer_table = timers
+        self._timers: TimerScope | None = None
         self._our_tags: dict[str, None] = {}
         bus.subscribe(FrameReceived, self._on_frame)
         bus.subscribe(TransportConnected, self._on_connected)
@@ -247,9 +249,10 @@ class Core:
 
     # -- time --------------------------------------------------------------------------------------
 
-    def _clock(self) -> Timers:
+    def _clock(self) -> TimerScope:
         if self._timers is None:
-            self._timers = Timers(self._timer_fired)
+            table = self._timer_table() if self._timer_table is not None else Timers()
+            self._timers = table.scope("tx", self._timer_fired)
         return self._timers
 
     def now(self) -> float:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from .aio.clock import Timers
+from .aio.clock import Timers, TimerScope
 from .aio.ws import WebSocketRunner
 from .bus import EventBus, EventView
 from .causes import Cause
@@ -60,6 +60,11 @@ class UA:
     default) and ``t1`` (RFC 3261's T1 in seconds; tests shorten it).
     """
 
+    __slots__ = ("__weakref__", "_authenticator", "_credentials_ready", "_events", "_logs",
+                 "_reg_call_id", "_reg_cseq", "_reg_serial", "_reg_timers", "_register_wanted",
+                 "_runner", "_started", "_timer_table", "bus", "config", "core", "factory", "id",
+                 "identity", "log", "registration", "transport")
+
     def __init__(
         self,
         config: UAConfig | None = None,
@@ -79,6 +84,9 @@ class UA:
         self._logs = LoggerFactory(cfg.log, trace_sip=cfg.trace_sip, stream=log_stream,
                                    secrets=[cfg.password] if cfg.password else [])
         self.log = self._logs.get("ua", self.id)
+        # Transitions are logged at debug level; below it the machines get no logger at all.
+        debug = cfg.log.level >= 3
+        transport_log = self._logs.get("transport", self.id)
         self.transport = Transport(
             [(server.ws_uri, server.weight) for server in cfg.ws_servers],
             TransportOptions(
@@ -89,29 +97,31 @@ class UA:
                 keep_alive_interval=cfg.keep_alive_interval,
             ),
             id=f"{self.id}.transport",
-            log=self._logs.get("transport", self.id),
+            log=transport_log if debug else None,
         )
-        transport_log = self._logs.get("transport", self.id)
         self._runner = WebSocketRunner(
             self.transport, self.bus, session=session, ssl=ssl,
-            on_trace=self._tracer(transport_log) if cfg.trace_sip else None)
+            on_trace=self._tracer(transport_log) if cfg.trace_sip else None,
+            timers=self._timers)
         self.identity = Identity(cfg)
         self.factory = RequestFactory(cfg, self.identity)
         self._authenticator: DigestAuthenticator | None = None
         if cfg.password is not None and cfg.authentication_factory is None:
             self._authenticator = DigestAuthenticator(cfg.authorization_user, cfg.password)
         self.core = Core(cfg, self.identity, self.factory, self.bus, self._runner,
-                         self._logs.get("core", self.id), credentials=lambda: self._authenticator,
-                         t1=t1)
+                         self._logs.get("core", self.id), credentials=self._credentials,
+                         t1=t1, timers=self._timers)
         self.registration = Registration(
             expires=cfg.register_expires, contact=self.factory.device_uri,
             instance=cfg.instance_id, refresh_delay=cfg.register_refresh_delay,
-            id=f"{self.id}.registration", log=self._logs.get("registration", self.id))
+            id=f"{self.id}.registration",
+            log=self._logs.get("registration", self.id) if debug else None)
         self._register_wanted = cfg.register
         self._reg_call_id = new_call_id()
         self._reg_cseq = secrets.randbelow(9999) + 1
-        self._reg_request: OutgoingRequest | None = None
-        self._reg_timers: Timers | None = None
+        self._reg_serial = 0  # which REGISTER is current (older outcomes are stale)
+        self._timer_table: Timers | None = None  # made on first use, inside the loop
+        self._reg_timers: TimerScope | None = None
         self._credentials_ready: asyncio.Task[None] | None = None
         self._started = False
         self.bus.subscribe(TransportConnected, self._on_connected)
@@ -218,11 +228,22 @@ class UA:
         if self.transport.connected:
             self._reg_input(lambda now: self.registration.unregister(now, all=all))
 
-    def _reg_clock(self) -> Timers:
+    def _timers(self) -> Timers:
+        """The UA's one timer table (every machine has a scope in it)."""
+        if self._timer_table is None:
+            self._timer_table = Timers()
+        return self._timer_table
+
+    def _credentials(self) -> DigestAuthenticator | None:
+        return self._authenticator
+
+    def _reg_clock(self) -> TimerScope:
         if self._reg_timers is None:
-            self._reg_timers = Timers(lambda name: self._reg_input(
-                lambda now: self.registration.timer_fired(name, now)))
+            self._reg_timers = self._timers().scope("reg", self._reg_timer_fired)
         return self._reg_timers
+
+    def _reg_timer_fired(self, name: str) -> None:
+        self._reg_input(lambda now: self.registration.timer_fired(name, now))
 
     def _reg_input(self, call: Callable[[float], None]) -> None:
         clock = self._reg_clock()
@@ -258,18 +279,20 @@ class UA:
             extra_headers=[("Contact", contact), ("Expires", str(expires))])
         self._reg_cseq += 1
         outgoing = OutgoingRequest(self.core, request, self._authenticator)
-        self._reg_request = outgoing
-        outgoing.on("accepted", lambda response, cause: self._reg_outcome(outgoing, response))
-        outgoing.on("failed", lambda response, cause: self._reg_outcome(outgoing, response,
-                                                                         cause))
+        self._reg_serial += 1
+        serial = self._reg_serial
+        outgoing.on("accepted", lambda response, cause: self._reg_outcome(
+            serial, outgoing, response))
+        outgoing.on("failed", lambda response, cause: self._reg_outcome(
+            serial, outgoing, response, cause))
         self.core.send(request, owner=outgoing)
 
-    def _reg_outcome(self, outgoing: OutgoingRequest, response: Response | None,
+    def _reg_outcome(self, serial: int, outgoing: OutgoingRequest, response: Response | None,
                      cause: Cause | None = None) -> None:
         cseq = outgoing.request.cseq
         if cseq is not None:  # digest retries raised it
             self._reg_cseq = max(self._reg_cseq, cseq.seq + 1)
-        if outgoing is not self._reg_request:
+        if serial != self._reg_serial:
             return  # an old REGISTER's late news
         if response is not None:
             self._reg_input(lambda now: self.registration.response(response, now))

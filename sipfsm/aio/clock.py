@@ -1,8 +1,10 @@
-"""Named asyncio timers that feed timer inputs back into a machine.
+"""Named asyncio timers that feed timer inputs back into the machines.
 
 Machines say "start timer X at t" and "cancel timer X" as effects; :class:`Timers` turns those
 into ``loop.call_at`` handles on the loop's monotonic clock (``loop.time()``), the same clock the
-machines are given as ``now``.
+machines are given as ``now``.  One UA owns one :class:`Timers`; each of its machines (or their
+adapters) gets a :class:`TimerScope`, a namespace in it with its own callback, so that ten
+thousand UAs in a process cost one timer table each, not one per machine.
 """
 
 from __future__ import annotations
@@ -10,45 +12,80 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-__all__ = ["Timers"]
+__all__ = ["TimerScope", "Timers"]
 
 
 class Timers:
-    """At most one armed timer per name; arming a name again replaces it."""
+    """At most one armed timer per key; arming a key again replaces it."""
 
-    __slots__ = ("_fire", "_handles", "_loop")
+    __slots__ = ("_handles", "_loop", "_scopes")
 
-    def __init__(self, fire: Callable[[str], None],
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._fire = fire
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop or asyncio.get_running_loop()
         self._handles: dict[str, asyncio.TimerHandle] = {}
+        self._scopes: dict[str, Callable[[str], None]] = {}
 
     def now(self) -> float:
         """The loop's monotonic time, in seconds."""
         return self._loop.time()
 
-    def start(self, name: str, at: float) -> None:
-        """Arm ``name`` to fire at monotonic time ``at``."""
-        self.cancel(name)
-        self._handles[name] = self._loop.call_at(at, self._expired, name)
+    def scope(self, prefix: str, fire: Callable[[str], None]) -> TimerScope:
+        """A namespace of timers whose expiry calls ``fire(name)``."""
+        self._scopes[prefix] = fire
+        return TimerScope(self, prefix)
 
-    def cancel(self, name: str) -> None:
-        """Disarm ``name`` (nothing happens if it is not armed)."""
-        handle = self._handles.pop(name, None)
+    def start(self, key: str, at: float) -> None:
+        """Arm ``key`` to fire at monotonic time ``at``."""
+        self.cancel(key)
+        self._handles[key] = self._loop.call_at(at, self._expired, key)
+
+    def cancel(self, key: str) -> None:
+        """Disarm ``key`` (nothing happens if it is not armed)."""
+        handle = self._handles.pop(key, None)
         if handle is not None:
             handle.cancel()
 
+    def cancel_all(self, prefix: str = "") -> None:
+        """Disarm every timer (whose key starts with ``prefix``)."""
+        for key in [k for k in self._handles if k.startswith(prefix)]:
+            self._handles.pop(key).cancel()
+
+    def armed(self, prefix: str = "") -> list[str]:
+        """The keys of the armed timers (that start with ``prefix``)."""
+        return [k for k in self._handles if k.startswith(prefix)]
+
+    def _expired(self, key: str) -> None:
+        self._handles.pop(key, None)
+        prefix, _, name = key.partition(":")
+        self._scopes[prefix](name)
+
+
+class TimerScope:
+    """The timers of one machine, named without its prefix."""
+
+    __slots__ = ("_prefix", "_timers")
+
+    def __init__(self, timers: Timers, prefix: str) -> None:
+        self._timers = timers
+        self._prefix = prefix + ":"
+
+    def now(self) -> float:
+        """The loop's monotonic time, in seconds."""
+        return self._timers.now()
+
+    def start(self, name: str, at: float) -> None:
+        """Arm ``name`` to fire at ``at``."""
+        self._timers.start(self._prefix + name, at)
+
+    def cancel(self, name: str) -> None:
+        """Disarm ``name``."""
+        self._timers.cancel(self._prefix + name)
+
     def cancel_all(self) -> None:
-        """Disarm every timer."""
-        for handle in self._handles.values():
-            handle.cancel()
-        self._handles.clear()
+        """Disarm every timer of this scope."""
+        self._timers.cancel_all(self._prefix)
 
     def armed(self) -> list[str]:
-        """The names of the armed timers."""
-        return list(self._handles)
-
-    def _expired(self, name: str) -> None:
-        self._handles.pop(name, None)
-        self._fire(name)
+        """The names of this scope's armed timers."""
+        cut = len(self._prefix)
+        return [key[cut:] for key in self._timers.armed(self._prefix)]

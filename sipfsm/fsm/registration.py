@@ -37,7 +37,16 @@ from ..causes import Cause, cause_for_status
 from ..events import Registered, RegistrationFailed, Unregistered
 from ..sip.message import Response
 from ..sip.uri import URI
-from .base import CancelTimer, Command, Emit, Model, StartTimer, TransitionLog, define
+from .base import (
+    SYSTEM_RANDOM,
+    CancelTimer,
+    Command,
+    Emit,
+    Model,
+    StartTimer,
+    TransitionLog,
+    define,
+)
 
 __all__ = ["Registration", "RegistrationState", "granted_expires"]
 
@@ -144,7 +153,7 @@ class Registration(Model):
         self.instance = instance
         self.reg_id = reg_id
         self.refresh_delay = refresh_delay
-        self._random = rng or random.Random()
+        self._random = rng or SYSTEM_RANDOM
         self._asked = expires
         self._next: str | None = None  # "register" or "unregister" once the pending one ends
         self._expires_at = 0.0

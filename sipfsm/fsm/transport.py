@@ -51,7 +51,18 @@ from ..events import (
     TransportDisconnected,
     TransportStopped,
 )
-from .base import CancelTimer, Close, Emit, Model, Open, Send, StartTimer, TransitionLog, define
+from .base import (
+    SYSTEM_RANDOM,
+    CancelTimer,
+    Close,
+    Emit,
+    Model,
+    Open,
+    Send,
+    StartTimer,
+    TransitionLog,
+    define,
+)
 
 __all__ = ["Server", "Transport", "TransportOptions", "TransportState"]
 
@@ -155,7 +166,7 @@ class Transport(Model):
             raise ValueError("a transport needs at least one server")
         self.servers = [Server(url, weight) for url, weight in servers]
         self.options = options or TransportOptions()
-        self._random = rng or random.Random()
+        self._random = rng or SYSTEM_RANDOM
         self._current: Server = self.servers[0]
         self._socket = 0  # number of the current socket; 0 = none
         self._attempt = 0  # reconnection attempt at the current server; 0 = first connect

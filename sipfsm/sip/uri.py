@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -59,6 +60,7 @@ _SAFE_HEADER = "-_.!~*'()[]/?:+$"
 # omitting a component with a default does not match one stating the default explicitly).
 _MUST_MATCH = ("user", "ttl", "method", "maddr", "transport")
 _DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 _TEL_SEPARATORS = str.maketrans("", "", "-.()")
 
 
@@ -126,8 +128,9 @@ class URI:
         object.__setattr__(self, "password", password)
         object.__setattr__(self, "host", host)
         object.__setattr__(self, "port", port)
-        object.__setattr__(self, "params", dict(params or {}))
-        object.__setattr__(self, "headers", dict(headers or {}))
+        # Most URIs have no headers and many no parameters: share one empty mapping for them.
+        object.__setattr__(self, "params", dict(params) if params else _EMPTY)
+        object.__setattr__(self, "headers", dict(headers) if headers else _EMPTY)
         object.__setattr__(self, "opaque", opaque)
         object.__setattr__(self, "_text", _text)
         object.__setattr__(self, "_key", None)
