@@ -1,67 +1,33 @@
 """The ``sipfsm`` command.
 
-Only ``sipfsm demo`` exists so far.  Until the transport and call machines land it shows, in
-memory and without a network, what the library can already do: build SIP messages, serialise
-and re-parse them, challenge and answer with digest authentication, and run the request checks a
-UAS applies.  It prints a ladder of the exchange and exits non-zero if any check fails.
+``sipfsm demo`` runs the library's story on one machine with no setup: the embedded devserver,
+two UAs registering with digest, a MESSAGE and an OPTIONS between them.  It prints a ladder of
+the SIP flow and what was verified, and exits non-zero if any check fails.  ``sipfsm serve``
+runs the devserver on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-import secrets
 import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .sip import Request, Response, check_request, parse
-from .sip.digest import (
-    Credentials,
-    DigestAuthenticator,
-    choose_challenge,
-    make_challenge,
-    verify,
-)
 
 __all__ = ["main"]
 
-_DOMAIN = "sipfsm.test"
-
-
-def _register(cseq: int, call_id: str, tag: str, authorization: str | None) -> Request:
-    request = Request("REGISTER", f"sip:{_DOMAIN}")
-    headers = request.headers
-    headers.add("Via", f"SIP/2.0/WSS {secrets.token_hex(6)}.invalid;branch=z9hG4bK"
-                       f"{secrets.token_hex(8)}")
-    headers.add("Max-Forwards", "70")
-    headers.add("To", f'"Alice" <sip:alice@{_DOMAIN}>')
-    headers.add("From", f'"Alice" <sip:alice@{_DOMAIN}>;tag={tag}')
-    headers.add("Call-ID", call_id)
-    headers.add("CSeq", f"{cseq} REGISTER")
-    if authorization is not None:
-        headers.add("Authorization", authorization)
-    headers.add("Contact", f"<sip:{secrets.token_hex(4)}@{secrets.token_hex(6)}.invalid;"
-                           "transport=ws>;expires=600")
-    headers.add("Expires", "600")
-    headers.add("User-Agent", f"sipfsm/{__version__}")
-    request.set_body(b"")
-    return request
-
-
-def _response_to(request: Request, status: int, reason: str, *extra: tuple[str, str]) -> Response:
-    response = Response(status, reason)
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        for value in request.headers.get_all(name):
-            response.headers.add(name, value)
-    for name, value in extra:
-        response.headers.add(name, value)
-    response.set_body(b"")
-    return response
-
-
 def demo(out: Callable[[str], None] = print) -> int:
-    """Run the in-memory demo; return the process exit status."""
+    """Run the demo; return the process exit status."""
+    return asyncio.run(_demo(out))
+
+
+async def _demo(out: Callable[[str], None]) -> int:
+    from .devserver import DevServer
+    from .events import FrameReceived, FrameSent
+    from .ua import UA
+
     failures: list[str] = []
 
     def check(ok: bool, what: str) -> None:
@@ -69,40 +35,50 @@ def demo(out: Callable[[str], None] = print) -> int:
         if not ok:
             failures.append(what)
 
-    def wire(arrow: str, message: Request | Response) -> Request | Response:
-        data = bytes(message)
-        again = parse(data)
-        first = data.split(b"\r\n", 1)[0].decode()
-        out(f"  alice {arrow} registrar   {first}")
-        check(again == message and bytes(again) == data, "serialised and re-parsed identically")
-        return again
+    def ladder(name: str, ua: UA) -> None:
+        def line(arrow: str, data: str) -> None:
+            first = data.split("\r\n", 1)[0]
+            if first:
+                out(f"    {name:5} {arrow} edge   {first}")
 
-    out(f"sipfsm {__version__} demo: the SIP grammar and digest authentication, in memory.")
-    out("(The WebSocket transport, registration and call machines come with the next issues;")
-    out(" this demo sends nothing over a network.)\n")
-    password = secrets.token_urlsafe(12)
-    call_id, tag = secrets.token_hex(10), secrets.token_hex(5)
+        ua.bus.subscribe(FrameSent, lambda event: line("->", event.data))
+        ua.bus.subscribe(FrameReceived, lambda event: line("<-", event.data))
 
-    first = wire("->", _register(1, call_id, tag, None))
-    assert isinstance(first, Request)
-    check(check_request(first, allowed_methods=("REGISTER",)) is None,
-          "REGISTER passes the UAS checks")
-    challenge = make_challenge(_DOMAIN, algorithm="SHA-256", qop=("auth",))
-    unauthorized = wire("<-", _response_to(first, 401, "Unauthorized",
-                                           ("WWW-Authenticate", str(challenge))))
-    chosen = choose_challenge(unauthorized.www_authenticate)
-    check(chosen is not None and chosen.algorithm == "SHA-256", "401 challenge read (SHA-256)")
-    assert chosen is not None
-    credentials = DigestAuthenticator("alice", password).authorize(
-        chosen, "REGISTER", f"sip:{_DOMAIN}")
-    second = wire("->", _register(2, call_id, tag, str(credentials)))
-    assert isinstance(second, Request)
-    (received,) = second.authorization
-    verified = isinstance(received, Credentials) and verify(received, "REGISTER", password=password)
-    check(bool(verified), "registrar verified the digest response")
-    check(password not in bytes(second).decode(), "the password never went on the wire")
-    ok = wire("<-", _response_to(second, 200, "OK", ("Expires", "600")))
-    check(ok.expires == 600 and ok.cseq is not None and ok.cseq.seq == 2, "200 OK read")
+    out(f"sipfsm {__version__} demo: an embedded SIP-over-WebSocket edge on 127.0.0.1, two user")
+    out("agents registering with digest, and a MESSAGE between them.  (Calls with real audio,")
+    out("DTMF, hold and transfer join this demo as those layers land.)\n")
+    async with DevServer() as server:
+        out(f"  devserver listening on {server.ws_url}, domain {server.domain}\n")
+        alice = UA(uri=f"sip:alice@{server.domain}", ws_servers=server.ws_url,
+                   password="alice-secret", display_name="Alice", log={"builtin_enabled": False})
+        bob = UA(uri=f"sip:bob@{server.domain}", ws_servers=server.ws_url,
+                 password="bob-secret", display_name="Bob", log={"builtin_enabled": False})
+        ladder("alice", alice)
+        ladder("bob", bob)
+        try:
+            results = await asyncio.gather(alice.wait_for("registered", timeout=10),
+                                           bob.wait_for("registered", timeout=10),
+                                           return_exceptions=True)
+            check(not any(isinstance(r, BaseException) for r in results),
+                  "alice and bob registered (digest: 401, then 200)")
+            arrived = asyncio.ensure_future(bob.wait_for("message", timeout=10))
+            handle = alice.message("bob", "Hello Bob, this is sipfsm.")
+            message = await arrived
+            check(message.request.text == "Hello Bob, this is sipfsm.",
+                  "bob received alice's MESSAGE")
+            final = await handle.result(10)
+            check(final.status_code == 200, "alice's MESSAGE was accepted (200)")
+            options = await bob.request("OPTIONS", "alice").result(10)
+            check(options.status_code == 200 and "INVITE" in options.allow,
+                  "alice answered bob's OPTIONS with 200 and her Allow list")
+            alice.unregister()
+            gone = await alice.wait_for("unregistered", timeout=10)
+            check(gone.cause is None and not alice.is_registered(), "alice unregistered")
+        except (TimeoutError, OSError) as exc:
+            check(False, f"the exchange completed ({type(exc).__name__})")
+        finally:
+            await alice.stop()
+            await bob.stop()
     out("")
     if failures:
         out(f"{len(failures)} check(s) failed.")
@@ -113,8 +89,6 @@ def demo(out: Callable[[str], None] = print) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """Run the devserver until interrupted (Ctrl-C stops it cleanly)."""
-    import asyncio
-
     from .devserver import DevServer
 
     users = None
