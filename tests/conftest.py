@@ -10,6 +10,8 @@ import pytest
 from hypothesis import settings
 from kamailio import Kamailio, find_kamailio
 
+pytest_plugins = ["transitions_plugin"]
+
 # HYPOTHESIS_PROFILE=thorough runs many more examples (for hunting, not for every run).  Under
 # CI=true Hypothesis picks its own "ci" profile (derandomised, no deadline).
 settings.register_profile("thorough", max_examples=5000, deadline=None)

@@ -228,3 +228,27 @@ def test_an_unregister_answered_423_still_ends_the_binding() -> None:
     driver(reg.unregister)
     driver(reg.response, reply(423, "Min-Expires: 7200"))
     assert reg.state is S.UNREGISTERED and driver.of(Unregistered)[-1].response is not None
+
+
+def test_423_on_a_refresh_retries_with_min_expires() -> None:
+    reg, driver = make(expires=100)
+    driver(reg.register)
+    driver(reg.response, ok(100))
+    driver.advance(50)
+    assert reg.state is S.REFRESHING
+    driver(reg.response, reply(423, "Min-Expires: 300"))
+    assert reg.state is S.REFRESHING and reg.registered
+    assert sends(driver)[-1] == {"expires": 300, "star": False}
+    driver(reg.response, ok(300))
+    assert reg.state is S.REGISTERED and driver.of(Registered)[-1].expires == 300
+
+
+def test_transport_lost_during_a_refresh() -> None:
+    reg, driver = make(expires=100)
+    driver(reg.register)
+    driver(reg.response, ok(100))
+    driver.advance(50)
+    assert reg.state is S.REFRESHING
+    driver(reg.transport_lost)
+    assert reg.state is S.UNREGISTERED and driver.timers == {}
+    assert driver.of(Unregistered)[-1].cause is Cause.CONNECTION_ERROR
