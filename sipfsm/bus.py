@@ -30,7 +30,8 @@ class EventBus:
     __slots__ = ("_at", "_delivering", "_handlers", "_on_error", "_queue")
 
     def __init__(self, on_error: Callable[[BusEvent, BaseException], None] | None = None) -> None:
-        self._handlers: dict[type[BusEvent], list[Handler]] = {}
+        # Tuples, not lists: subscriptions change rarely, and a UA holds a dozen of them.
+        self._handlers: dict[type[BusEvent], tuple[Handler, ...]] = {}
         self._queue: list[BusEvent] = []
         self._at = 0  # the next event of the queue to deliver
         self._delivering = False
@@ -38,15 +39,16 @@ class EventBus:
 
     def subscribe(self, kind: type[E], handler: Callable[[E], object]) -> None:
         """Call ``handler(event)`` for every published event of type ``kind`` (or a subclass)."""
-        self._handlers.setdefault(kind, []).append(handler)
+        self._handlers[kind] = (*self._handlers.get(kind, ()), handler)
 
     def unsubscribe(self, kind: type[E], handler: Callable[[E], object]) -> bool:
         """Remove one subscription; return whether it existed."""
-        handlers = self._handlers.get(kind, [])
-        if handler in handlers:
-            handlers.remove(handler)
-            return True
-        return False
+        handlers = self._handlers.get(kind, ())
+        if handler not in handlers:
+            return False
+        at = handlers.index(handler)
+        self._handlers[kind] = handlers[:at] + handlers[at + 1:]
+        return True
 
     def publish(self, event: BusEvent) -> None:
         """Queue ``event``; deliver the queue now unless a delivery is already under way."""
@@ -66,7 +68,7 @@ class EventBus:
 
     def _deliver(self, event: BusEvent) -> None:
         for kind in type(event).__mro__:
-            for handler in list(self._handlers.get(kind, ())):
+            for handler in self._handlers.get(kind, ()):
                 try:
                     handler(event)
                 except Exception as exc:

@@ -82,4 +82,4 @@ async def test_view_by_name() -> None:
     assert (await waiter).attempt == 2
     with pytest.raises(TimeoutError):
         await view.wait_for("connected", timeout=0.01)
-    assert bus._handlers[TransportConnected] == []  # the waiters cleaned up after themselves
+    assert bus._handlers[TransportConnected] == ()  # the waiters cleaned up after themselves

@@ -249,7 +249,7 @@ def _forget_handshake(ws: aiohttp.ClientWebSocketResponse) -> None:
         return
     empty_headers = CIMultiDictProxy(CIMultiDict[str]())
     for name, empty in (("_raw_headers", ()), ("_headers", empty_headers), ("_cache", {}),
-                        ("_history", ())):
+                        ("_history", ()), ("_request_info", None), ("_traces", [])):
         if hasattr(response, name):
             with contextlib.suppress(AttributeError, TypeError):
                 setattr(response, name, empty)
