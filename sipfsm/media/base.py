@@ -26,11 +26,12 @@ which SDH it talks to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import difflib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 
 from ..causes import Cause
-from ..errors import SipfsmError
+from ..errors import ConfigurationError, SipfsmError
 
 __all__ = [
     "DIRECTIONS",
@@ -43,6 +44,7 @@ __all__ = [
     "SessionDescriptionHandlerFactory",
     "and_direction",
     "apply_modifiers",
+    "check_options",
     "hold_modifier",
     "is_sdp_content_type",
     "reverse_direction",
@@ -233,3 +235,25 @@ def apply_modifiers(sdp: str, modifiers: Sequence[Modifier]) -> str:
         if not isinstance(sdp, str):
             raise TypeError(f"modifier {modifier!r} returned {type(sdp).__name__}, not str")
     return sdp
+
+
+def check_options(
+    options: Mapping[str, Any] | None, known: Collection[str], owner: str
+) -> dict[str, Any]:
+    """Validate option names strictly (decision 1): an unknown key raises, with a suggestion.
+
+    Returns a plain dict without the ``None`` values (``None`` means "use the default").
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigurationError("session_description_handler_factory_options", options,
+                                 f"{owner} options must be a mapping")
+    for key in options:
+        if key not in known:
+            message = f"unknown {owner} option {key!r}"
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+            raise ConfigurationError(str(key), None, message=message)
+    return {key: value for key, value in options.items() if value is not None}

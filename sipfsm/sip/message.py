@@ -383,7 +383,10 @@ class Request(Message):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"<Request {self.method} {self._uri_text} call-id={self.headers.get('call-id')}>"
+        headers = self.headers
+        keys = headers._keys
+        call_id = _raw_value(headers._lines[keys.index("call-id")]) if "call-id" in keys else None
+        return f"<Request {self.method} {self._uri_text} call-id={call_id}>"  # never raises
 
 
 class Response(Message):
