@@ -136,6 +136,7 @@ class OutgoingRequest:
         self._listeners: dict[str, list[Callable[..., object]]] = {}
         self._done: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.transaction_id: str | None = None
+        self.challenge: Challenge | None = None  # the last challenge answered, if any
 
     def on(self, name: str, handler: Callable[..., object]) -> None:
         """Call ``handler(response, cause)`` on ``progress``/``accepted``/``rejected``/
@@ -199,6 +200,7 @@ class OutgoingRequest:
         if self._challenges >= 1:
             self._stale_retry = True
         self._challenges += 1
+        self.challenge = challenge
         try:
             self.core.resend_with_credentials(self, response, challenge, self._credentials)
         except DigestError as exc:

@@ -38,7 +38,7 @@ from .fsm.registration import Registration
 from .fsm.transport import Transport, TransportOptions
 from .logging import Logger, LoggerFactory
 from .outgoing import Identity, RequestFactory, new_call_id, normalize_target
-from .sip.digest import DigestAuthenticator
+from .sip.digest import Challenge, DigestAuthenticator, DigestError
 from .sip.message import Response
 from .sip.uri import URI
 
@@ -61,7 +61,8 @@ class UA:
     """
 
     __slots__ = ("__weakref__", "_authenticator", "_credentials_ready", "_events", "_logs",
-                 "_reg_call_id", "_reg_cseq", "_reg_serial", "_reg_timers", "_register_wanted",
+                 "_reg_call_id", "_reg_challenge", "_reg_cseq", "_reg_serial", "_reg_timers",
+                 "_register_wanted",
                  "_runner", "_started", "_timer_table", "bus", "config", "core", "factory", "id",
                  "identity", "log", "registration", "transport")
 
@@ -120,6 +121,7 @@ class UA:
         self._reg_call_id = new_call_id()
         self._reg_cseq = secrets.randbelow(9999) + 1
         self._reg_serial = 0  # which REGISTER is current (older outcomes are stale)
+        self._reg_challenge: Challenge | None = None
         self._timer_table: Timers | None = None  # made on first use, inside the loop
         self._reg_timers: TimerScope | None = None
         self._credentials_ready: asyncio.Task[None] | None = None
@@ -272,11 +274,18 @@ class UA:
             contact = (f"<{self.factory.device_uri}>;reg-id=1;"
                        f'+sip.instance="<urn:uuid:{cfg.instance_id}>";expires={expires}')
         aor = self.factory.name_addr(cfg.uri.replace(params={}, headers={}))
+        extra = [("Contact", contact), ("Expires", str(expires))]
+        if self._reg_challenge is not None and self._authenticator is not None:
+            # Answer the registrar's last challenge up front (its nonce, the next nc), as JsSIP
+            # does: a refresh then takes one round trip.  A stale or unknown nonce just brings a
+            # new 401, answered as usual.
+            with contextlib.suppress(DigestError):
+                extra.append(("Authorization", str(self._authenticator.authorize(
+                    self._reg_challenge, "REGISTER", str(cfg.registrar_server)))))
         request = self.factory.request(
             "REGISTER", cfg.registrar_server, branch=self.core.new_branch(),
             call_id=self._reg_call_id, cseq=self._reg_cseq, to=aor, contact=False,
-            route=self._preloaded_route(),
-            extra_headers=[("Contact", contact), ("Expires", str(expires))])
+            route=self._preloaded_route(), extra_headers=extra)
         self._reg_cseq += 1
         outgoing = OutgoingRequest(self.core, request, self._authenticator)
         self._reg_serial += 1
@@ -294,6 +303,8 @@ class UA:
             self._reg_cseq = max(self._reg_cseq, cseq.seq + 1)
         if serial != self._reg_serial:
             return  # an old REGISTER's late news
+        if outgoing.challenge is not None and outgoing.challenge.realm is not None:
+            self._reg_challenge = outgoing.challenge  # remembered for the next REGISTER
         if response is not None:
             self._reg_input(lambda now: self.registration.response(response, now))
         else:

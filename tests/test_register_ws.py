@@ -108,3 +108,28 @@ async def test_a_second_plain_challenge_fails(server: ScriptedServer) -> None:
     failed = await ua.wait_for("registration_failed", timeout=5)
     assert failed.cause is Cause.AUTHENTICATION_ERROR and not ua.is_registered()
     assert await peer.silence(0.2) == []  # no third attempt: no auth loop
+
+
+async def test_the_next_register_answers_the_last_challenge_up_front(
+        server: ScriptedServer) -> None:
+    ua, peer = await registering(server)
+    first = await peer.request("REGISTER")
+    challenge = make_challenge("sipfsm.test", qop=("auth",))
+    await peer.send(reply(first, 401, f"WWW-Authenticate: {challenge}"))
+    second = await peer.request("REGISTER")
+    await peer.send(reply(second, 200, binding(second, 600)))
+    await ua.wait_for("registered", timeout=5)
+    ua.unregister()
+    third = await peer.request("REGISTER")  # no 401 round trip this time
+    (answer,) = third.authorization
+    assert isinstance(answer, Credentials)
+    assert answer.nonce == challenge.nonce and answer.nc == "00000002"
+    assert verify(answer, "REGISTER", password="alice-pw")
+    # the registrar has forgotten the nonce: a fresh 401 is answered as usual
+    fresh = make_challenge("sipfsm.test", qop=("auth",))
+    await peer.send(reply(third, 401, f"WWW-Authenticate: {fresh}"))
+    fourth = await peer.request("REGISTER")
+    (again,) = fourth.authorization
+    assert isinstance(again, Credentials) and again.nonce == fresh.nonce
+    await peer.send(reply(fourth, 200))
+    await ua.wait_for("unregistered", timeout=5)
