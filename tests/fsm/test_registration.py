@@ -252,3 +252,15 @@ def test_transport_lost_during_a_refresh() -> None:
     driver(reg.transport_lost)
     assert reg.state is S.UNREGISTERED and driver.timers == {}
     assert driver.of(Unregistered)[-1].cause is Cause.CONNECTION_ERROR
+
+
+def test_register_while_registered_refreshes_now_and_unregister_waits_for_it() -> None:
+    reg, driver = make(expires=600)
+    driver(reg.register)
+    driver(reg.response, ok(600))
+    driver(reg.register)  # an explicit register() while registered: refresh at once
+    assert reg.state is S.REFRESHING and len(sends(driver)) == 2
+    driver(reg.unregister)  # one REGISTER in flight: the un-REGISTER waits for it
+    assert reg.state is S.REFRESHING and len(sends(driver)) == 2
+    driver(reg.response, ok(600))
+    assert driver.log[-1] == Command("follow_up", {"input": "unregister"})
