@@ -126,9 +126,7 @@ class UA:
         self._reg_timers: TimerScope | None = None
         self._credentials_ready: asyncio.Task[None] | None = None
         self._started = False
-        self.bus.subscribe(TransportConnected, self._on_connected)
-        self.bus.subscribe(TransportDisconnected, self._on_disconnected)
-        self.bus.subscribe(Registered, self._on_registered)
+        self.bus.subscribe(BusEvent, self._on_event)  # routed by type: one subscription
         if cfg.autostart:
             # Without a running loop yet, starting waits for ``async with`` or start().
             with contextlib.suppress(RuntimeError):
@@ -310,6 +308,14 @@ class UA:
         else:
             self._reg_input(lambda now: self.registration.failed(
                 cause or Cause.CONNECTION_ERROR, now))
+
+    def _on_event(self, event: BusEvent) -> None:
+        if isinstance(event, TransportConnected):
+            self._on_connected(event)
+        elif isinstance(event, TransportDisconnected):
+            self._on_disconnected(event)
+        elif isinstance(event, Registered):
+            self._on_registered(event)
 
     def _on_registered(self, event: Registered) -> None:
         self.identity.pub_gruu = event.pub_gruu

@@ -18,6 +18,7 @@ import ssl as ssl_module
 from collections.abc import Callable
 
 import aiohttp
+from aiohttp.streams import EMPTY_PAYLOAD
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..bus import EventBus
@@ -196,24 +197,19 @@ class WebSocketRunner:
             await ws.close()
             return
         self._input(lambda now: self.transport.socket_opened(number, now))
-        code, reason = await self._read(number, ws)
-        socket.closing = True
-        socket.outbox.clear()
-        self._sockets.pop(number, None)
-        self._input(lambda now: self.transport.socket_closed(number, code, reason, now))
-
-    async def _read(self, number: int, ws: aiohttp.ClientWebSocketResponse) -> tuple[
-        int | None, str
-    ]:
+        # The read loop is written out here, not in a helper or an ``async for``: each of those
+        # is one more suspended coroutine frame per connection, for as long as it lives.
         reason = "closed by the server"
         try:
-            async for message in ws:
-                if message.type is aiohttp.WSMsgType.TEXT:
+            while True:
+                message = await ws.receive()
+                kind = message.type
+                if kind is aiohttp.WSMsgType.TEXT:
                     data: str = message.data
-                elif message.type is aiohttp.WSMsgType.BINARY:
+                elif kind is aiohttp.WSMsgType.BINARY:
                     data = bytes(message.data).decode("utf-8", "replace")
                 else:
-                    if message.type is aiohttp.WSMsgType.ERROR:
+                    if kind is aiohttp.WSMsgType.ERROR:
                         reason = _describe(ws.exception() or Exception("WebSocket error"))
                     break
                 if self._trace is not None:
@@ -221,7 +217,11 @@ class WebSocketRunner:
                 self._frame(number, data)
         except (aiohttp.ClientError, OSError) as exc:
             reason = _describe(exc)
-        return ws.close_code, reason
+        code = ws.close_code
+        socket.closing = True
+        socket.outbox.clear()
+        self._sockets.pop(number, None)
+        self._input(lambda now: self.transport.socket_closed(number, code, reason, now))
 
     def _frame(self, number: int, data: str) -> None:
         self._input(lambda now: self.transport.frame_received(number, data, now))
@@ -249,7 +249,8 @@ def _forget_handshake(ws: aiohttp.ClientWebSocketResponse) -> None:
         return
     empty_headers = CIMultiDictProxy(CIMultiDict[str]())
     for name, empty in (("_raw_headers", ()), ("_headers", empty_headers), ("_cache", {}),
-                        ("_history", ()), ("_request_info", None), ("_traces", [])):
+                        ("_history", ()), ("_request_info", None), ("_traces", []),
+                        ("content", EMPTY_PAYLOAD)):
         if hasattr(response, name):
             with contextlib.suppress(AttributeError, TypeError):
                 setattr(response, name, empty)
