@@ -1,0 +1,1 @@
+"""Tests of sipfsm.media (a package, so that its conftest does not clash with the root one)."""
