@@ -469,9 +469,9 @@ class Core:
         except ParseError:
             return False
 
-    def _send_stateless(self, response: Response) -> None:
+    def _send_stateless(self, message: Request | Response) -> None:
         if self.runner.transport.connected:
-            self.runner.send(str(response))
+            self.runner.send(str(message))
 
     def _on_response(self, response: Response) -> None:
         fault = check_response(response)
@@ -533,6 +533,21 @@ class Core:
             handler(cancel, invite)
         elif invite.state.value == "proceeding":
             self.respond(invite, 487)
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """The methods we accept (our ``Allow``)."""
+        return DEFAULT_METHODS
+
+    def send_response(self, transaction: ServerTransaction, response: Response) -> None:
+        """Send a response we built ourselves from ``transaction``."""
+        transaction.respond(response, self.now())
+        self._run(transaction)
+
+    def send_outside_transaction(self, message: Request | Response) -> None:
+        """Send an ACK for a 2xx, or a retransmitted 2xx after its transaction ended: the two
+        messages RFC 3261 sends outside any transaction (§13.2.2.4, §13.3.1.4)."""
+        self._send_stateless(message)
 
     def respond(self, transaction: ServerTransaction, status: int, reason: str | None = None,
                 *, headers: Iterable[tuple[str, str]] = (), body: bytes | str = b"",

@@ -276,3 +276,111 @@ UA_EVENTS.update({
     "unregistered": Unregistered,
     "registration_failed": RegistrationFailed,
 })
+
+
+# -- INVITE sessions ---------------------------------------------------------------------------
+#
+# ``session`` is the id of the session (``Session.id``); each session re-publishes these to its
+# own listeners under SIP.js's names (``progress``, ``accepted``, ``confirmed``…).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionProgress(BusEvent):
+    """A provisional response to our INVITE (``progress``)."""
+
+    session: str
+    """The session's id."""
+    response: Response
+    """The 1xx."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionAccepted(BusEvent):
+    """The call was answered (``accepted``): the 2xx we received, or the one we sent."""
+
+    session: str
+    """The session's id."""
+    response: Response | None
+    """The caller's received 2xx; ``None`` on the callee's side."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionConfirmed(BusEvent):
+    """The 2xx was acknowledged: the call is up (``confirmed``)."""
+
+    session: str
+    """The session's id."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRejected(BusEvent):
+    """The call was refused with a final response (``rejected``)."""
+
+    session: str
+    """The session's id."""
+    response: Response | None
+    """The failure response received (caller), or ``None`` when we sent it (callee)."""
+    cause: Cause
+    """Why (SIP.js cause names)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionFailed(BusEvent):
+    """The call never got up (``failed``): refused, cancelled, unanswered, timed out…"""
+
+    session: str
+    """The session's id."""
+    response: Response | None
+    """The failure response, when one came."""
+    cause: Cause
+    """Why."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionCanceled(BusEvent):
+    """The call was cancelled (``cancel``): by us (caller) or by the peer (callee)."""
+
+    session: str
+    """The session's id."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionBye(BusEvent):
+    """The peer hung up with BYE (``bye``)."""
+
+    session: str
+    """The session's id."""
+    request: Request
+    """The BYE."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionTerminated(BusEvent):
+    """The call is over, whatever the way (``terminated``); always the last event."""
+
+    session: str
+    """The session's id."""
+    cause: Cause
+    """Why it ended (``Terminated`` for a BYE, either side)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InviteReceived(BusEvent):
+    """A new incoming call (user event ``invite``); ``session`` is the :class:`~sipfsm.session.
+    Session` to accept or reject."""
+
+    session: object
+    """The new callee session."""
+    request: Request
+    """The INVITE."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InviteSent(BusEvent):
+    """An outgoing call's INVITE went out (user event ``invite_sent``)."""
+
+    session: object
+    """The caller session."""
+
+
+UA_EVENTS.update({"invite": InviteReceived, "invite_sent": InviteSent})

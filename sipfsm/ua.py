@@ -29,17 +29,21 @@ from .core import Core, OutgoingRequest
 from .errors import ConfigurationError
 from .events import (
     BusEvent,
+    InviteReceived,
     Registered,
     TransportConnected,
     TransportDisconnected,
 )
 from .fsm.base import CancelTimer, Command, Emit, StartTimer
+from .fsm.invite import InviteState
 from .fsm.registration import Registration
+from .fsm.transaction import InviteServerTransaction, ServerTransaction
 from .fsm.transport import Transport, TransportOptions
 from .logging import Logger, LoggerFactory
 from .outgoing import Identity, RequestFactory, new_call_id, normalize_target
+from .session import Session
 from .sip.digest import Challenge, DigestAuthenticator, DigestError
-from .sip.message import Response
+from .sip.message import Request, Response
 from .sip.uri import URI
 
 __all__ = ["UA"]
@@ -60,11 +64,33 @@ class UA:
     default) and ``t1`` (RFC 3261's T1 in seconds; tests shorten it).
     """
 
-    __slots__ = ("__weakref__", "_authenticator", "_credentials_ready", "_events", "_logs",
-                 "_reg_call_id", "_reg_challenge", "_reg_cseq", "_reg_serial", "_reg_timers",
-                 "_register_wanted",
-                 "_runner", "_started", "_timer_table", "bus", "config", "core", "factory", "id",
-                 "identity", "log", "registration", "transport")
+    __slots__ = (
+        "__weakref__",
+        "_authenticator",
+        "_credentials_ready",
+        "_dialogs",
+        "_events",
+        "_logs",
+        "_reg_call_id",
+        "_reg_challenge",
+        "_reg_cseq",
+        "_reg_serial",
+        "_reg_timers",
+        "_register_wanted",
+        "_runner",
+        "_sessions",
+        "_started",
+        "_timer_table",
+        "bus",
+        "config",
+        "core",
+        "factory",
+        "id",
+        "identity",
+        "log",
+        "registration",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -127,6 +153,14 @@ class UA:
         self._credentials_ready: asyncio.Task[None] | None = None
         self._started = False
         self.bus.subscribe(BusEvent, self._on_event)  # routed by type: one subscription
+        self._sessions: dict[str, Session] = {}
+        self._dialogs: dict[tuple[str, str, str], Session] = {}
+        core = self.core
+        core.handlers["INVITE"] = self._on_invite
+        core.handlers["CANCEL"] = self._on_cancel
+        for method in ("BYE", "INFO", "UPDATE", "PRACK"):
+            core.handlers[method] = self._in_dialog
+        core.ack_handler = self._on_ack
         if cfg.autostart:
             # Without a running loop yet, starting waits for ``async with`` or start().
             with contextlib.suppress(RuntimeError):
@@ -157,6 +191,8 @@ class UA:
             self._reg_input(lambda now: self.registration.unregister(now))
             with contextlib.suppress(TimeoutError):
                 await done
+        for session in list(self._sessions.values()):
+            await session._stop()
         self._started = False
         if self._credentials_ready is not None:
             self._credentials_ready.cancel()
@@ -317,6 +353,73 @@ class UA:
         elif isinstance(event, Registered):
             self._on_registered(event)
 
+    # -- calls -------------------------------------------------------------------------------------
+
+    def invite(self, target: str | URI, *, extra_headers: Iterable[tuple[str, str]] = (),
+               session_description_handler_options: Mapping[str, Any] | None = None
+               ) -> Session:
+        """Call ``target``; the returned :class:`~sipfsm.session.Session` reports
+        ``progress``, ``accepted``, ``confirmed``, ``failed``, ``terminated``…  The INVITE goes
+        out as soon as the media offer is ready and the transport connected."""
+        session = Session(self, caller=True, target=self.normalize_target(target),
+                          sdh_options=session_description_handler_options,
+                          extra_headers=extra_headers)
+        session._start()
+        return session
+
+    def sessions(self) -> list[Session]:
+        """The calls in progress."""
+        return list(self._sessions.values())
+
+    def _dialog_of(self, request: Request) -> Session | None:
+        to, from_ = request.to, request.from_
+        if to is None or from_ is None or not to.tag or not from_.tag:
+            return None
+        return self._dialogs.get((request.call_id or "", to.tag, from_.tag))
+
+    def _on_invite(self, request: Request, transaction: ServerTransaction) -> None:
+        core = self.core
+        if request.to is not None and request.to.tag:
+            # A re-INVITE (issue 6 goes on): refused without harm to the call.
+            status = 501 if self._dialog_of(request) is not None else 481
+            core.respond(transaction, status)
+            return
+        if not request.contact:
+            core.respond(transaction, 400, "Missing Contact header field")
+            return
+        if not isinstance(transaction, InviteServerTransaction):
+            return
+        session = Session(self, caller=False, invite=request, transaction=transaction)
+        session._incoming(float(self.config.no_answer_timeout),
+                          float(request.expires) if request.expires is not None else None)
+        self.bus.publish(InviteReceived(session=session, request=request))
+
+    def _on_cancel(self, cancel: Request, invite: ServerTransaction) -> None:
+        for session in list(self._sessions.values()):
+            if session._transaction is invite:
+                session._on_cancel()
+                return
+        if not invite.terminated and invite.state.value == "proceeding":
+            self.core.respond(invite, 487)
+
+    def _on_ack(self, request: Request) -> None:
+        session = self._dialog_of(request)
+        if session is not None:
+            session._on_ack(request)
+
+    def _in_dialog(self, request: Request, transaction: ServerTransaction) -> None:
+        session = self._dialog_of(request)
+        if session is None or session.dialog is None:
+            self.core.respond(transaction, 481)
+            return
+        fault = session.dialog.received(request)
+        if fault is not None:
+            self.core.respond(transaction, fault)
+        elif request.method == "BYE":
+            session._on_bye(request, transaction)
+        else:
+            self.core.respond(transaction, 501)  # INFO, UPDATE, PRACK: not yet
+
     def _on_registered(self, event: Registered) -> None:
         self.identity.pub_gruu = event.pub_gruu
         self.identity.temp_gruu = event.temp_gruu
@@ -363,6 +466,11 @@ class UA:
     def _on_disconnected(self, event: TransportDisconnected) -> None:
         if not event.given_up or event.code is not None:
             self._reg_input(self.registration.transport_lost)
+            # Decision 4: calls not yet up fail; confirmed calls are told (``disconnected``) but
+            # kept, since the media may well survive a signalling reconnect.
+            for session in list(self._sessions.values()):
+                if session.state not in (InviteState.CONFIRMED, InviteState.TERMINATING):
+                    session._lost()
 
     # -- events ------------------------------------------------------------------------------------
 

@@ -113,10 +113,12 @@ async def test_loops_and_merged_requests_get_482(server: ScriptedServer) -> None
     await peer.send(str(mine))  # the edge hands our own request back to us
     looped = await peer.response()
     assert looped.status_code == 482
-    invite = request_text("INVITE", our_uri(ua), from_tag="f1", call_id="merged", cseq=7)
+    invite = request_text("INVITE", our_uri(ua), from_tag="f1", call_id="merged", cseq=7,
+                          extra="Contact: <sip:bob@127.0.0.1;transport=ws>\r\n")
     assert (await ask(peer, invite)).status_code == 100
-    assert (await peer.response()).status_code == 480  # no session layer yet
-    copy = request_text("INVITE", our_uri(ua), from_tag="f1", call_id="merged", cseq=7)
+    assert (await peer.response()).status_code == 180  # ringing: a live INVITE transaction
+    copy = request_text("INVITE", our_uri(ua), from_tag="f1", call_id="merged", cseq=7,
+                        extra="Contact: <sip:bob@127.0.0.1;transport=ws>\r\n")
     assert (await ask(peer, copy)).status_code == 100
     merged = await peer.response()
     assert merged.status_code == 482

@@ -1,0 +1,349 @@
+"""The INVITE session machine: a call, as caller or callee (RFC 3261 §13-15).
+
+Theory of operation
+-------------------
+The machine decides what a call does next; the session adapter (:mod:`sipfsm.session`) writes
+and sends the messages it asks for (as :class:`~sipfsm.fsm.base.Command` effects) and runs the
+session description handler, whose offers and answers are asynchronous and come back as inputs.
+The session never touches media itself.
+
+*Caller.*  ``invite`` sends the INVITE with an offer (CALLING).  A provisional response moves to
+PROCEEDING.  The first 2xx is acknowledged and confirms the call; a 2xx from another fork, or one
+that races our CANCEL, is acknowledged and answered with BYE (§13.2.2.4).  A final failure, a
+timeout or a lost connection ends it with a cause.  ``cancel`` before any provisional response is
+deferred until one arrives (§9.1).
+
+*Callee.*  The session starts RINGING (the UA core has sent 100; the adapter sends 180).
+``accept`` asks the handler for an answer (ANSWERING), then sends the 2xx and retransmits it,
+T1 doubling up to T2, until the ACK comes (ACCEPTED → CONFIRMED, §13.3.1.4); no ACK within
+64·T1 ends the call with BYE and cause ``No ACK``.  ``no_answer_timeout`` answers 408 (``No
+Answer``), an ``Expires`` header 487 (``Expires``), a CANCEL 487 (``Canceled``).
+
+*Both.*  ``bye`` from CONFIRMED sends BYE (TERMINATING until its response, or its timeout); a
+BYE from the peer ends the call with cause ``Terminated`` (decision 9).  A callee asked to hang
+up before the ACK waits for it (§15: no BYE before the ACK or the end of the transaction).
+
+Timers: ``no_answer``, ``expires``, ``retransmit`` (the 2xx), ``ack`` (64·T1).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from ..causes import Cause, cause_for_status
+from ..events import (
+    SessionAccepted,
+    SessionBye,
+    SessionCanceled,
+    SessionConfirmed,
+    SessionFailed,
+    SessionProgress,
+    SessionRejected,
+    SessionTerminated,
+)
+from ..sip.message import Request, Response
+from .base import CancelTimer, Command, Emit, Model, StartTimer, TransitionLog, define
+
+__all__ = ["T2", "InviteSession", "InviteState"]
+
+T2 = 4.0
+"""RFC 3261's T2: the cap of the 2xx retransmission interval, in seconds."""
+
+
+class InviteState(enum.Enum):
+    """Where the call is."""
+
+    INITIAL = "initial"
+    """A caller's session before its INVITE is sent."""
+    CALLING = "calling"
+    """INVITE sent, no provisional response yet."""
+    PROCEEDING = "proceeding"
+    """A provisional response came (ringing, early dialogs)."""
+    CANCELLING = "cancelling"
+    """We asked to cancel; the CANCEL is sent, or waits for the first provisional response."""
+    RINGING = "ringing"
+    """A callee's session: the INVITE came, no answer yet."""
+    ANSWERING = "answering"
+    """accept() was called; the media answer is being made."""
+    ACCEPTED = "accepted"
+    """The callee sent its 2xx and waits for the ACK."""
+    CONFIRMED = "confirmed"
+    """The call is up."""
+    TERMINATING = "terminating"
+    """We sent BYE and wait for its response."""
+    TERMINATED = "terminated"
+    """The call is over."""
+
+
+C = InviteState
+_CALLER_PENDING = [C.CALLING, C.PROCEEDING]
+_CALLEE_PENDING = [C.RINGING, C.ANSWERING]
+
+TABLE: list[dict[str, Any]] = [
+    # -- caller --
+    {"trigger": "invite", "source": C.INITIAL, "dest": C.CALLING, "after": "_send_invite"},
+    {"trigger": "provisional", "source": _CALLER_PENDING, "dest": C.PROCEEDING,
+     "after": "_progress"},
+    {"trigger": "provisional", "source": C.CANCELLING, "dest": None, "after": "_deferred_cancel"},
+    {"trigger": "success", "source": _CALLER_PENDING, "dest": C.CONFIRMED, "after": "_answered"},
+    # A 2xx racing our CANCEL: the call is accepted after all, so ACK it and hang up.
+    {"trigger": "success", "source": C.CANCELLING, "dest": C.TERMINATED,
+     "after": "_cancel_lost_the_race"},
+    {"trigger": "success", "source": [C.CONFIRMED, C.TERMINATING, C.TERMINATED], "dest": None,
+     "after": "_unwanted_2xx"},
+    {"trigger": "failure", "source": [*_CALLER_PENDING, C.CANCELLING], "dest": C.TERMINATED,
+     "after": "_caller_failed"},
+    {"trigger": "cancel", "source": C.CALLING, "dest": C.CANCELLING, "after": "_defer_cancel"},
+    {"trigger": "cancel", "source": C.PROCEEDING, "dest": C.CANCELLING, "after": "_send_cancel"},
+    # -- callee --
+    {"trigger": "accept", "source": C.RINGING, "dest": C.ANSWERING, "after": "_make_answer"},
+    {"trigger": "answer_ready", "source": C.ANSWERING, "dest": C.ACCEPTED, "after": "_send_2xx"},
+    {"trigger": "answer_failed", "source": C.ANSWERING, "dest": C.TERMINATED,
+     "after": "_media_refused"},
+    {"trigger": "reject", "source": _CALLEE_PENDING, "dest": C.TERMINATED, "after": "_rejected"},
+    {"trigger": "no_answer", "source": C.RINGING, "dest": C.TERMINATED, "after": "_no_answer"},
+    {"trigger": "expires", "source": C.RINGING, "dest": C.TERMINATED, "after": "_expired"},
+    {"trigger": "remote_cancel", "source": _CALLEE_PENDING, "dest": C.TERMINATED,
+     "after": "_cancelled_by_peer"},
+    {"trigger": "retransmit", "source": C.ACCEPTED, "dest": None, "after": "_resend_2xx"},
+    {"trigger": "ack", "source": C.ACCEPTED, "dest": C.CONFIRMED, "after": "_acked"},
+    {"trigger": "ack", "source": C.TERMINATING, "dest": None, "after": "_acked_then_bye"},
+    {"trigger": "ack_timeout", "source": C.ACCEPTED, "dest": C.TERMINATING, "after": "_no_ack"},
+    # -- both --
+    {"trigger": "bye", "source": C.CONFIRMED, "dest": C.TERMINATING, "after": "_send_bye"},
+    {"trigger": "bye", "source": C.ACCEPTED, "dest": C.TERMINATING, "after": "_bye_after_ack"},
+    {"trigger": "bye_done", "source": C.TERMINATING, "dest": C.TERMINATED, "after": "_ended"},
+    {"trigger": "remote_bye", "source": [C.CONFIRMED, C.ACCEPTED, C.TERMINATING],
+     "dest": C.TERMINATED, "after": "_peer_hung_up"},
+    {"trigger": "lost", "source": [*_CALLER_PENDING, C.CANCELLING, *_CALLEE_PENDING],
+     "dest": C.TERMINATED, "after": "_connection_lost"},
+]
+"""The INVITE session machine.  ``dest: None`` is an internal transition."""
+
+
+class InviteSession(Model):
+    """One call (sans-I/O).  Carry out :meth:`take_effects` after each input."""
+
+    __slots__ = ("_cancel_pending", "_interval", "_response", "caller", "cause", "t1")
+
+    state: InviteState
+
+    def __init__(self, *, caller: bool, id: str, t1: float = 0.5,
+                 log: TransitionLog | None = None) -> None:
+        super().__init__(id, log)
+        self.caller = caller
+        self.t1 = t1
+        self.cause: Cause | None = None
+        self._cancel_pending = False
+        self._interval = t1
+        self._response: Response | None = None
+        if not caller:
+            self.state = C.RINGING
+
+    # -- inputs ------------------------------------------------------------------------------------
+
+    def start(self, now: float, *, no_answer: float | None = None,
+              expires: float | None = None) -> None:
+        """Caller: send the INVITE.  Callee: arm the no-answer and ``Expires`` timers."""
+        if self.caller:
+            self._fire("invite", now=now)
+            return
+        if no_answer is not None:
+            self.effects.append(StartTimer("no_answer", now + no_answer))
+        if expires is not None:
+            self.effects.append(StartTimer("expires", now + expires))
+
+    def response(self, response: Response, now: float) -> None:
+        """A response to our INVITE (1xx, every 2xx, or the final failure)."""
+        status = response.status_code
+        if status == 100:
+            return
+        trigger = "provisional" if status < 200 else "success" if status < 300 else "failure"
+        self._fire(trigger, now=now, response=response)
+
+    def failed(self, cause: Cause, now: float) -> None:
+        """Our INVITE got no final response (timeout) or the connection went."""
+        self._fire("failure", now=now, response=None, cause=cause)
+
+    def timer_fired(self, name: str, now: float) -> None:
+        """One of the session's timers fell due."""
+        trigger = {"no_answer": "no_answer", "expires": "expires", "retransmit": "retransmit",
+                   "ack": "ack_timeout"}.get(name)
+        if trigger is not None:
+            self._fire(trigger, now=now)
+
+    def input(self, trigger: str, now: float, **kwargs: Any) -> bool:
+        """Any other input by its trigger name (``accept``, ``reject``, ``cancel``, ``bye``,
+        ``ack``, ``remote_bye``, ``remote_cancel``, ``answer_ready``, ``answer_failed``,
+        ``bye_done``, ``lost``); False when the state does not allow it."""
+        return self._fire(trigger, now=now, **kwargs)
+
+    # -- caller actions ----------------------------------------------------------------------------
+
+    def _send_invite(self, event: Any) -> None:
+        self.effects.append(Command("send_invite"))
+
+    def _progress(self, event: Any) -> None:
+        self.effects.append(Emit(SessionProgress(session=self.id,
+                                                 response=event.kwargs["response"])))
+
+    def _defer_cancel(self, event: Any) -> None:
+        self._cancel_pending = True
+        self.effects.append(Emit(SessionCanceled(session=self.id)))
+
+    def _send_cancel(self, event: Any) -> None:
+        self.effects.append(Command("send_cancel"))
+        self.effects.append(Emit(SessionCanceled(session=self.id)))
+
+    def _deferred_cancel(self, event: Any) -> None:
+        if self._cancel_pending:
+            self._cancel_pending = False
+            self.effects.append(Command("send_cancel"))
+
+    def _answered(self, event: Any) -> None:
+        response = event.kwargs["response"]
+        self._response = response
+        self.effects.append(Command("send_ack", {"response": response}))
+        self.effects.append(Command("apply_answer", {"response": response}))
+        self.effects.append(Emit(SessionAccepted(session=self.id, response=response)))
+        self.effects.append(Emit(SessionConfirmed(session=self.id)))
+
+    def _unwanted_2xx(self, event: Any) -> None:
+        """A further 2xx: the retransmission of the one we took is ACKed again; another
+        fork's is ACKed and hung up (RFC 3261 §13.2.2.4)."""
+        response = event.kwargs["response"]
+        ours = self.state is not C.TERMINATED and self._is_ours(response)
+        self.effects.append(Command("send_ack" if ours else "ack_and_bye",
+                                    {"response": response}))
+
+    def _cancel_lost_the_race(self, event: Any) -> None:
+        response = event.kwargs["response"]
+        self.effects.append(Command("ack_and_bye", {"response": response}))
+        self._finish(event, Cause.CANCELED, response, rejected=False)
+
+    def _is_ours(self, response: Response) -> bool:
+        accepted = self._response
+        return accepted is not None and accepted.to is not None and response.to is not None \
+            and accepted.to.tag == response.to.tag
+
+    def _caller_failed(self, event: Any) -> None:
+        response: Response | None = event.kwargs.get("response")
+        if self._cancel_pending or event.transition.source == C.CANCELLING.name:
+            cause = Cause.CANCELED
+        elif response is not None:
+            cause = cause_for_status(response.status_code)
+        else:
+            cause = event.kwargs.get("cause") or Cause.CONNECTION_ERROR
+        self._finish(event, cause, response, rejected=response is not None)
+
+    # -- callee actions ----------------------------------------------------------------------------
+
+    def _make_answer(self, event: Any) -> None:
+        self.effects.append(CancelTimer("no_answer"))
+        self.effects.append(CancelTimer("expires"))
+        self.effects.append(Command("make_answer"))
+
+    def _send_2xx(self, event: Any) -> None:
+        now = event.kwargs["now"]
+        self._interval = self.t1
+        self.effects.append(Command("respond", {"status": 200, "answer": event.kwargs["body"]}))
+        self.effects.append(StartTimer("retransmit", now + self._interval))
+        self.effects.append(StartTimer("ack", now + 64 * self.t1))
+        self.effects.append(Emit(SessionAccepted(session=self.id, response=None)))
+
+    def _resend_2xx(self, event: Any) -> None:
+        self._interval = min(self._interval * 2, T2)
+        self.effects.append(Command("resend_2xx"))
+        self.effects.append(StartTimer("retransmit", event.kwargs["now"] + self._interval))
+
+    def _acked(self, event: Any) -> None:
+        self._stop_2xx()
+        self.effects.append(Emit(SessionConfirmed(session=self.id)))
+
+    def _stop_2xx(self) -> None:
+        self.effects.append(CancelTimer("retransmit"))
+        self.effects.append(CancelTimer("ack"))
+
+    def _media_refused(self, event: Any) -> None:
+        status = event.kwargs.get("status", 488)
+        self.effects.append(Command("respond", {"status": status}))
+        cause = Cause.INCOMPATIBLE_SDP if status == 488 else Cause.WEBRTC_ERROR
+        self._finish(event, cause, None, rejected=True)
+
+    def _rejected(self, event: Any) -> None:
+        status = event.kwargs.get("status", 480)
+        self.effects.append(CancelTimer("no_answer"))
+        self.effects.append(CancelTimer("expires"))
+        self.effects.append(Command("respond", {"status": status}))
+        self._finish(event, cause_for_status(status), None, rejected=True)
+
+    def _no_answer(self, event: Any) -> None:
+        self.effects.append(CancelTimer("expires"))
+        self.effects.append(Command("respond", {"status": 408}))
+        self._finish(event, Cause.NO_ANSWER, None, rejected=False)
+
+    def _expired(self, event: Any) -> None:
+        self.effects.append(CancelTimer("no_answer"))
+        self.effects.append(Command("respond", {"status": 487}))
+        self._finish(event, Cause.EXPIRES, None, rejected=False)
+
+    def _cancelled_by_peer(self, event: Any) -> None:
+        self.effects.append(CancelTimer("no_answer"))
+        self.effects.append(CancelTimer("expires"))
+        self.effects.append(Command("respond", {"status": 487}))
+        self.effects.append(Emit(SessionCanceled(session=self.id)))
+        self._finish(event, Cause.CANCELED, None, rejected=True)
+
+    def _no_ack(self, event: Any) -> None:
+        self._stop_2xx()
+        self.cause = Cause.NO_ACK
+        self.effects.append(Command("send_bye"))
+
+    def _bye_after_ack(self, event: Any) -> None:
+        self._cancel_pending = True  # reused: "hang up once the ACK is here"
+        self.cause = Cause.BYE
+
+    def _acked_then_bye(self, event: Any) -> None:
+        if self._cancel_pending:
+            self._cancel_pending = False
+            self._stop_2xx()
+            self.effects.append(Command("send_bye"))
+
+    # -- both ------------------------------------------------------------------------------------
+
+    def _send_bye(self, event: Any) -> None:
+        self.cause = Cause.BYE
+        self.effects.append(Command("send_bye"))
+
+    def _ended(self, event: Any) -> None:
+        self.effects.append(Command("close_media"))
+        self.effects.append(Emit(SessionTerminated(session=self.id,
+                                                   cause=self.cause or Cause.BYE)))
+
+    def _peer_hung_up(self, event: Any) -> None:
+        self._stop_2xx()
+        self.cause = Cause.BYE
+        request: Request = event.kwargs["request"]
+        self.effects.append(Emit(SessionBye(session=self.id, request=request)))
+        self.effects.append(Command("close_media"))
+        self.effects.append(Emit(SessionTerminated(session=self.id, cause=Cause.BYE)))
+
+    def _connection_lost(self, event: Any) -> None:
+        self._finish(event, Cause.CONNECTION_ERROR, None, rejected=False)
+
+    def _finish(self, event: Any, cause: Cause, response: Response | None, *,
+                rejected: bool) -> None:
+        self.cause = cause
+        for name in ("no_answer", "expires", "retransmit", "ack"):
+            self.effects.append(CancelTimer(name))
+        if rejected:
+            self.effects.append(Emit(SessionRejected(session=self.id, response=response,
+                                                     cause=cause)))
+        self.effects.append(Emit(SessionFailed(session=self.id, response=response,
+                                               cause=cause)))
+        self.effects.append(Command("close_media"))
+        self.effects.append(Emit(SessionTerminated(session=self.id, cause=cause)))
+
+
+InviteSession.SPEC = define("invite", InviteState, TABLE, C.INITIAL)

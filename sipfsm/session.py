@@ -1,0 +1,467 @@
+"""Calls: :class:`Session`, the adapter between the INVITE machine, dialogs and media.
+
+The :class:`~sipfsm.fsm.invite.InviteSession` machine decides; this module carries out what it
+asks for: it writes INVITE, ACK, CANCEL, BYE and the responses (through the UA core's
+transactions), keeps the :class:`~sipfsm.fsm.dialog.Dialog`, and runs the session description
+handler, whose offers and answers are asynchronous and come back to the machine as inputs.
+
+What a user sees: ``ua.invite(target)`` returns a caller :class:`Session`; incoming calls
+arrive on the UA's ``invite`` event.  A session has ``accept()``, ``reject()``, ``cancel()``,
+``bye()``, ``terminate()``, and events ``progress``, ``accepted``, ``confirmed``, ``rejected``,
+``failed``, ``cancel``, ``bye``, ``terminated`` (each with the bus event as argument).
+
+Not yet here (issue 6 goes on): reliable provisional responses (100rel/PRACK), re-INVITE and
+hold, DTMF, early media.  An in-dialog re-INVITE, INFO, UPDATE or PRACK is answered 501.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .aio.clock import TimerScope
+from .causes import Cause
+from .core import OutgoingRequest, make_response
+from .errors import InvalidStateError
+from .events import (
+    BusEvent,
+    SessionAccepted,
+    SessionBye,
+    SessionCanceled,
+    SessionConfirmed,
+    SessionFailed,
+    SessionProgress,
+    SessionRejected,
+    SessionTerminated,
+)
+from .fsm.base import CancelTimer, Command, Emit, StartTimer
+from .fsm.dialog import Dialog, DialogState
+from .fsm.invite import InviteSession, InviteState
+from .fsm.transaction import InviteServerTransaction, ServerTransaction
+from .media.base import IncompatibleSDP, SessionDescriptionHandler
+from .outgoing import new_tag
+from .sip.message import Request, Response
+from .sip.uri import URI
+
+if TYPE_CHECKING:
+    from .ua import UA
+
+__all__ = ["Session"]
+
+_EVENT_NAMES: dict[type[BusEvent], str] = {
+    SessionProgress: "progress",
+    SessionAccepted: "accepted",
+    SessionConfirmed: "confirmed",
+    SessionRejected: "rejected",
+    SessionFailed: "failed",
+    SessionCanceled: "cancel",
+    SessionBye: "bye",
+    SessionTerminated: "terminated",
+}
+
+
+class _InviteRequest(OutgoingRequest):
+    """Our INVITE's outcome: every response goes to the session (digest retries aside)."""
+
+    def __init__(self, session: Session, request: Request) -> None:
+        super().__init__(session.ua.core, request, session.ua._credentials())
+        self.session = session
+
+    def _response(self, response: Response) -> None:
+        status = response.status_code
+        if status in (401, 407) and not self.done and self._retry_with_credentials(response):
+            self.session._invite = self.request  # the retry is the INVITE from now on
+            return
+        self.session._on_response(response)
+
+    def _failed(self, status: int, cause: Cause) -> None:
+        self.session._input(lambda now: self.session.machine.failed(cause, now))
+
+
+class _ByeRequest(OutgoingRequest):
+    """Our BYE: whatever its outcome, the call is over."""
+
+    def __init__(self, session: Session, request: Request) -> None:
+        super().__init__(session.ua.core, request, session.ua._credentials())
+        self.session = session
+
+    def _response(self, response: Response) -> None:
+        if response.status_code >= 200 and not (response.status_code in (401, 407)
+                                                 and self._retry_with_credentials(response)):
+            self.session._input(lambda now: self.session.machine.input("bye_done", now))
+
+    def _failed(self, status: int, cause: Cause) -> None:
+        self.session._input(lambda now: self.session.machine.input("bye_done", now))
+
+
+class Session:
+    """One call.  Made by :meth:`UA.invite` (caller) or handed over by the ``invite`` event
+    (callee)."""
+
+    def __init__(
+        self,
+        ua: UA,
+        *,
+        caller: bool,
+        target: URI | None = None,
+        invite: Request | None = None,
+        transaction: InviteServerTransaction | None = None,
+        sdh_options: Mapping[str, Any] | None = None,
+        extra_headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.ua = ua
+        self.id = secrets.token_hex(6)
+        self.machine = InviteSession(caller=caller, id=self.id, t1=ua.core.t1)
+        self.target = target
+        self.dialog: Dialog | None = None
+        self._invite = invite
+        self._transaction = transaction
+        self._extra = list(extra_headers)
+        self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._timers: TimerScope = ua._timers().scope(f"s{self.id}", self._timer_fired)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._local_tag = new_tag()
+        self._ok: Response | None = None
+        # SIP.js's defaults (empty ``constraints`` and ``peer_connection_options``) mean
+        # nothing to our handlers, whose options are strict: leave them out when empty.
+        options = {k: v for k, v in ua.config.session_description_handler_factory_options.items()
+                   if not (k in ("constraints", "peer_connection_options") and not v)}
+        options.update(sdh_options or {})
+        factory = ua.config.session_description_handler_factory or _default_factory
+        self.sdh: SessionDescriptionHandler = factory(self, options)  # type: ignore[assignment]
+        self.remote_identity = None if invite is None else invite.from_
+
+    # -- the user's API ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> InviteState:
+        """Where the call is (:class:`~sipfsm.fsm.invite.InviteState`)."""
+        return self.machine.state
+
+    @property
+    def cause(self) -> Cause | None:
+        """Why the call ended (or failed), once it has."""
+        return self.machine.cause
+
+    @property
+    def request(self) -> Request | None:
+        """The INVITE (ours, or the one we received)."""
+        return self._invite
+
+    def on(self, name: str, handler: Callable[[Any], object]) -> None:
+        """Call ``handler(event)`` on ``progress``, ``accepted``, ``confirmed``, ``rejected``,
+        ``failed``, ``cancel``, ``bye`` or ``terminated``."""
+        if name not in _EVENT_NAMES.values():
+            raise ValueError(f"unknown session event {name!r}")
+        self._listeners.setdefault(name, []).append(handler)
+
+    async def wait_for(self, name: str, timeout: float | None = None) -> Any:
+        """Wait for session event ``name`` and return it."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def done(event: Any) -> None:
+            if not future.done():
+                future.set_result(event)
+
+        self.on(name, done)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._listeners[name].remove(done)
+
+    def accept(self) -> None:
+        """Answer an incoming call (the media answer is made, then the 2xx goes out)."""
+        self._require("accept")
+
+    def reject(self, status_code: int = 480) -> None:
+        """Refuse an incoming call with a final response (300–699)."""
+        if not 300 <= status_code <= 699:
+            raise ValueError(f"a rejection needs a status from 300 to 699, not {status_code}")
+        self._require("reject", status=status_code)
+
+    def cancel(self) -> None:
+        """Give up an outgoing call that has not been answered."""
+        self._require("cancel")
+
+    def bye(self) -> None:
+        """Hang up an established call."""
+        self._require("bye")
+
+    def terminate(self) -> None:
+        """End the call whatever its state: BYE, CANCEL or a rejection; no-op once ended."""
+        state = self.machine.state
+        if state in (InviteState.CONFIRMED, InviteState.ACCEPTED):
+            self.bye()
+        elif state in (InviteState.CALLING, InviteState.PROCEEDING):
+            self.cancel()
+        elif state in (InviteState.RINGING, InviteState.ANSWERING):
+            self.reject(480)
+
+    def _require(self, trigger: str, **kwargs: Any) -> None:
+        done: list[bool] = []
+        self._input(lambda now: done.append(self.machine.input(trigger, now, **kwargs)))
+        if not done[0]:
+            raise InvalidStateError(f"cannot {trigger} a call that is {self.state.value}")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _input(self, call: Callable[[float], object]) -> None:
+        call(self._timers.now())
+        for effect in self.machine.take_effects():
+            if isinstance(effect, Command):
+                getattr(self, f"_do_{effect.name}")(**effect.args)
+            elif isinstance(effect, StartTimer):
+                self._timers.start(effect.name, effect.at)
+            elif isinstance(effect, CancelTimer):
+                self._timers.cancel(effect.name)
+            elif isinstance(effect, Emit):
+                self._publish(effect.event)
+
+    def _publish(self, event: BusEvent) -> None:
+        self.ua.bus.publish(event)
+        for handler in list(self._listeners.get(_EVENT_NAMES.get(type(event), ""), ())):
+            try:
+                handler(event)
+            except Exception as exc:  # a listener's bug is reported, not raised
+                self.ua.log.error("session listener failed", error=repr(exc))
+        if isinstance(event, SessionTerminated):
+            self._finished()
+
+    def _timer_fired(self, name: str) -> None:
+        self._input(lambda now: self.machine.timer_fired(name, now))
+
+    def _spawn(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _finished(self) -> None:
+        if self.dialog is not None:
+            self.dialog.terminate()
+            self.ua._dialogs.pop(self.dialog.key, None)
+        self._timers.cancel_all()
+        self.ua._sessions.pop(self.id, None)
+
+    # -- caller ------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._input(lambda now: self.machine.start(now))
+
+    def _do_send_invite(self) -> None:
+        self._spawn(self._send_invite())
+
+    async def _send_invite(self) -> None:
+        try:
+            body, content_type = await self.sdh.get_description()
+        except Exception as exc:  # the media could not make an offer
+            self.ua.log.warn("no offer", error=repr(exc))
+            self._input(lambda now: self.machine.failed(Cause.WEBRTC_ERROR, now))
+            return
+        assert self.target is not None
+        ua = self.ua
+        request = ua.factory.request(
+            "INVITE", self.target, branch=ua.core.new_branch(), from_tag=self._local_tag,
+            body=body, content_type=content_type, extra_headers=self._extra,
+            route=ua._preloaded_route())
+        self._invite = request
+        ua._sessions[self.id] = self
+        ua.core.send(request, owner=_InviteRequest(self, request))
+        from .events import InviteSent
+
+        ua.bus.publish(InviteSent(session=self))
+
+    def _on_response(self, response: Response) -> None:
+        to = response.to
+        status = response.status_code
+        if status < 300 and to is not None and to.tag and self._invite is not None:
+            # The first 1xx with a tag makes the early dialog; a 2xx from another fork
+            # replaces it while nothing is confirmed (after that, the machine hangs it up).
+            dialog = self.dialog
+            confirmed = dialog is not None and dialog.state is DialogState.CONFIRMED
+            if dialog is None or (status >= 200 and not confirmed
+                                  and dialog.remote_tag != to.tag):
+                self._dialog(Dialog.as_uac(self._invite, response))
+            if status >= 200 and self.dialog is not None and self.dialog.remote_tag == to.tag:
+                self.dialog.confirm()
+        self._input(lambda now: self.machine.response(response, now))
+
+    def _dialog(self, dialog: Dialog) -> None:
+        if self.dialog is not None:
+            self.ua._dialogs.pop(self.dialog.key, None)
+        self.dialog = dialog
+        self.ua._dialogs[dialog.key] = self
+
+    def _do_send_ack(self, response: Response) -> None:
+        dialog = self.dialog
+        invite = self._invite
+        if dialog is None or invite is None or invite.cseq is None:
+            return
+        ack = dialog.request("ACK", via=self.ua.factory.via(self.ua.core.new_branch()),
+                             cseq=invite.cseq.seq)
+        self.ua.core.send_outside_transaction(ack)
+
+    def _do_ack_and_bye(self, response: Response) -> None:
+        """ACK a 2xx we do not want, then hang up that dialog (§13.2.2.4)."""
+        invite = self._invite
+        to = response.to
+        if invite is None or invite.cseq is None or to is None or not to.tag:
+            return
+        other = Dialog.as_uac(invite, response)
+        via = self.ua.factory.via
+        self.ua.core.send_outside_transaction(
+            other.request("ACK", via=via(self.ua.core.new_branch()), cseq=invite.cseq.seq))
+        bye = other.request("BYE", via=via(self.ua.core.new_branch()))
+        self.ua.core.send(bye)
+
+    def _do_apply_answer(self, response: Response) -> None:
+        if response.body:
+            self._spawn(self._apply_answer(response))
+
+    async def _apply_answer(self, response: Response) -> None:
+        try:
+            await self.sdh.set_description(response.text)
+        except Exception as exc:  # a bad answer: hang up (SIP.js: 'Bad Media Description')
+            self.ua.log.warn("bad answer", error=repr(exc))
+            with contextlib.suppress(InvalidStateError):
+                self.bye()
+
+    def _do_send_cancel(self) -> None:
+        invite = self._invite
+        if invite is None or invite.cseq is None:
+            return
+        cancel = Request("CANCEL", invite.uri)
+        for name in ("Route",):
+            for value in invite.headers.get_all(name):
+                cancel.headers.add(name, value)
+        cancel.headers.add("Via", invite.headers.get("Via") or "")
+        cancel.headers.add("Max-Forwards", "70")
+        for name in ("From", "To", "Call-ID"):
+            cancel.headers.add(name, invite.headers.get(name) or "")
+        cancel.headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
+        cancel.headers.add("User-Agent", self.ua.config.user_agent_string)
+        cancel.set_body(b"")
+        self.ua.core.send(cancel)
+
+    # -- callee ------------------------------------------------------------------------------------
+
+    def _incoming(self, no_answer: float, expires: float | None) -> None:
+        invite = self._invite
+        assert invite is not None
+        self._dialog(Dialog.as_uas(invite, self._local_tag))
+        self.ua._sessions[self.id] = self
+        self._respond(180)
+        self._input(lambda now: self.machine.start(now, no_answer=no_answer, expires=expires))
+
+    def _respond(self, status: int, body: str | None = None, content_type: str | None = None
+                 ) -> Response | None:
+        transaction = self._transaction
+        invite = self._invite
+        if transaction is None or invite is None or transaction.terminated:
+            return None
+        headers: list[tuple[str, str]] = []
+        if status < 300:
+            headers.append(("Contact", f"<{self.ua.factory.contact_uri}>"))
+        if 200 <= status < 300:
+            headers.append(("Allow", ",".join(self.ua.core.allowed)))
+            headers.append(("Supported", ", ".join(self.ua.factory.supported("INVITE"))))
+        response = make_response(invite, status, to_tag=self._local_tag, headers=headers,
+                                 body=body or b"", content_type=content_type,
+                                 user_agent=self.ua.config.user_agent_string)
+        self.ua.core.send_response(transaction, response)
+        return response
+
+    def _do_make_answer(self) -> None:
+        self._spawn(self._make_answer())
+
+    async def _make_answer(self) -> None:
+        invite = self._invite
+        assert invite is not None
+        try:
+            if invite.body:
+                await self.sdh.set_description(invite.text)
+            body, content_type = await self.sdh.get_description()
+        except IncompatibleSDP as exc:
+            self.ua.log.warn("incompatible offer", error=str(exc))
+            self._input(lambda now: self.machine.input("answer_failed", now, status=488))
+            return
+        except Exception as exc:  # the media could not answer
+            self.ua.log.warn("no answer", error=repr(exc))
+            self._input(lambda now: self.machine.input("answer_failed", now, status=480))
+            return
+        self._input(lambda now: self.machine.input("answer_ready", now, body=(body,
+                                                                              content_type)))
+
+    def _do_respond(self, status: int, answer: tuple[str, str] | None = None) -> None:
+        if answer is not None:
+            self._ok = self._respond(status, *answer)
+            if self.dialog is not None:
+                self.dialog.confirm()
+        else:
+            self._respond(status)
+
+    def _do_resend_2xx(self) -> None:
+        transaction = self._transaction
+        if self._ok is not None and transaction is not None and not transaction.terminated:
+            self.ua.core.send_response(transaction, self._ok)
+        elif self._ok is not None:
+            self.ua.core.send_outside_transaction(self._ok)
+
+    def _on_ack(self, request: Request) -> None:
+        self._input(lambda now: self.machine.input("ack", now))
+
+    def _on_cancel(self) -> None:
+        self._input(lambda now: self.machine.input("remote_cancel", now))
+
+    # -- both ------------------------------------------------------------------------------------
+
+    def _do_send_bye(self) -> None:
+        dialog = self.dialog
+        if dialog is None:
+            self._input(lambda now: self.machine.input("bye_done", now))
+            return
+        bye = dialog.request("BYE", via=self.ua.factory.via(self.ua.core.new_branch()),
+                             extra_headers=[("User-Agent", self.ua.config.user_agent_string)])
+        self.ua.core.send(bye, owner=_ByeRequest(self, bye))
+
+    def _on_bye(self, request: Request, transaction: ServerTransaction) -> None:
+        self.ua.core.respond(transaction, 200, to_tag=self._local_tag)
+        if not self._input_ok("remote_bye", request=request):
+            self.ua.log.debug("BYE in a state that ignores it", state=self.state.value)
+
+    def _input_ok(self, trigger: str, **kwargs: Any) -> bool:
+        done: list[bool] = []
+        self._input(lambda now: done.append(self.machine.input(trigger, now, **kwargs)))
+        return done[0]
+
+    def _lost(self) -> None:
+        self._input(lambda now: self.machine.input("lost", now))
+
+    def _do_close_media(self) -> None:
+        self._spawn(self._close_media())
+
+    async def _close_media(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.sdh.close()
+
+    async def _stop(self) -> None:
+        """The UA is stopping: end the call and wait for our tasks."""
+        with contextlib.suppress(InvalidStateError):
+            self.terminate()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.sdh.close()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {'caller' if self.machine.caller else 'callee'} " \
+               f"{self.state.value}>"
+
+
+def _default_factory(session: object, options: Mapping[str, Any] | None) -> Any:
+    from .media import aiortc_factory
+
+    return aiortc_factory(session, options)

@@ -1,0 +1,272 @@
+"""The INVITE session machine with a fake clock: every row of its table."""
+
+# mypy: disable-error-code="comparison-overlap"
+
+from __future__ import annotations
+
+import pytest
+from harness import Driver
+
+from sipfsm.causes import Cause
+from sipfsm.events import (
+    SessionAccepted,
+    SessionBye,
+    SessionCanceled,
+    SessionConfirmed,
+    SessionFailed,
+    SessionProgress,
+    SessionRejected,
+    SessionTerminated,
+)
+from sipfsm.fsm.base import Command
+from sipfsm.fsm.invite import T2, InviteSession, InviteState
+from sipfsm.sip import Request, Response, parse
+
+S = InviteState
+
+
+def reply(status: int, tag: str | None = "t1") -> Response:
+    to = "<sip:bob@x.test>" + (f";tag={tag}" if tag else "")
+    message = parse(f"SIP/2.0 {status} X\r\nTo: {to}\r\nCSeq: 1 INVITE\r\n\r\n")
+    assert isinstance(message, Response)
+    return message
+
+
+BYE = parse("BYE sip:a@x.test SIP/2.0\r\nCSeq: 2 BYE\r\n\r\n")
+assert isinstance(BYE, Request)
+
+
+def caller() -> tuple[InviteSession, Driver]:
+    session = InviteSession(caller=True, id="c", t1=0.5)
+    return session, Driver(session, session.timer_fired)
+
+
+def callee(no_answer: float = 60, expires: float | None = None) -> tuple[InviteSession, Driver]:
+    session = InviteSession(caller=False, id="e", t1=0.5)
+    driver = Driver(session, session.timer_fired)
+    driver(lambda now: session.start(now, no_answer=no_answer, expires=expires))
+    return session, driver
+
+
+def commands(driver: Driver) -> list[str]:
+    return [e.name for e in driver.log if isinstance(e, Command)]
+
+
+def kinds(driver: Driver) -> list[str]:
+    return [type(e).__name__ for e in driver.events]
+
+
+def last_terminated(driver: Driver) -> SessionTerminated:
+    events = driver.of(SessionTerminated)
+    assert events, "no terminated event"
+    return events[-1]  # type: ignore[no-any-return]
+
+
+# -- caller -------------------------------------------------------------------------------------
+
+
+def test_caller_answered_then_hangs_up() -> None:
+    s, d = caller()
+    d(s.start)
+    assert s.state is S.CALLING and commands(d) == ["send_invite"]
+    d(s.response, reply(100))  # 100 is not progress
+    assert s.state is S.CALLING
+    d(s.response, reply(180))
+    d(s.response, reply(183))
+    assert s.state is S.PROCEEDING and len(d.of(SessionProgress)) == 2
+    d(s.response, reply(200))
+    assert s.state is S.CONFIRMED
+    assert commands(d)[-2:] == ["send_ack", "apply_answer"]
+    assert kinds(d)[-2:] == ["SessionAccepted", "SessionConfirmed"]
+    d(s.response, reply(200))  # a retransmission of our 2xx: ACKed again
+    assert commands(d)[-1] == "send_ack"
+    d(s.response, reply(200, tag="other"))  # another fork: ACK and BYE it
+    assert commands(d)[-1] == "ack_and_bye" and s.state is S.CONFIRMED
+    d(lambda now: s.input("bye", now))
+    assert s.state is S.TERMINATING and commands(d)[-1] == "send_bye"
+    d(s.response, reply(200))  # still ours while hanging up
+    assert commands(d)[-1] == "send_ack"
+    d(lambda now: s.input("bye_done", now))
+    assert s.state is S.TERMINATED and last_terminated(d).cause is Cause.BYE
+    d(s.response, reply(200, tag="late"))  # after the end: ACK and BYE, nothing else
+    assert commands(d)[-1] == "ack_and_bye" and s.state is S.TERMINATED
+
+
+def test_caller_answered_directly_and_the_peer_hangs_up() -> None:
+    s, d = caller()
+    d(s.start)
+    d(s.response, reply(200))
+    assert s.state is S.CONFIRMED
+    d(lambda now: s.input("remote_bye", now, request=BYE))
+    assert s.state is S.TERMINATED
+    assert d.of(SessionBye)[0].request is BYE and last_terminated(d).cause is Cause.BYE
+
+
+@pytest.mark.parametrize(("status", "cause"), [(486, Cause.BUSY), (404, Cause.NOT_FOUND),
+                                               (603, Cause.REJECTED), (500,
+                                                                       Cause.SIP_FAILURE_CODE)])
+def test_caller_rejected(status: int, cause: Cause) -> None:
+    s, d = caller()
+    d(s.start)
+    d(s.response, reply(180))
+    d(s.response, reply(status))
+    assert s.state is S.TERMINATED
+    assert kinds(d)[-3:] == ["SessionRejected", "SessionFailed", "SessionTerminated"]
+    assert d.of(SessionRejected)[0].cause is cause and d.timers == {}
+
+
+def test_caller_timeout_and_lost_connection() -> None:
+    s, d = caller()
+    d(s.start)
+    d(s.failed, Cause.REQUEST_TIMEOUT)
+    assert s.state is S.TERMINATED and d.of(SessionFailed)[0].cause is Cause.REQUEST_TIMEOUT
+    assert d.of(SessionRejected) == []
+    for before in ("calling", "proceeding", "cancelling"):
+        lost_caller(before)
+
+
+def lost_caller(before: str) -> None:
+    s, d = caller()
+    d(s.start)
+    if before != "calling":
+        d(s.response, reply(180))
+    if before == "cancelling":
+        d(lambda now: s.input("cancel", now))
+    d(lambda now: s.input("lost", now))
+    assert s.state is S.TERMINATED
+    assert last_terminated(d).cause is Cause.CONNECTION_ERROR
+
+
+def test_cancel_after_a_provisional() -> None:
+    s, d = caller()
+    d(s.start)
+    d(s.response, reply(180))
+    d(lambda now: s.input("cancel", now))
+    assert s.state is S.CANCELLING and commands(d)[-1] == "send_cancel"
+    assert len(d.of(SessionCanceled)) == 1
+    d(s.response, reply(180))  # no second CANCEL
+    assert commands(d).count("send_cancel") == 1
+    d(s.response, reply(487))
+    assert s.state is S.TERMINATED and d.of(SessionFailed)[0].cause is Cause.CANCELED
+
+
+def test_a_deferred_cancel_goes_out_on_the_first_provisional() -> None:
+    s, d = caller()
+    d(s.start)
+    d(lambda now: s.input("cancel", now))
+    assert s.state is S.CANCELLING and "send_cancel" not in commands(d)
+    d(s.response, reply(180))
+    assert commands(d)[-1] == "send_cancel"
+    d(s.response, reply(487))
+    assert last_terminated(d).cause is Cause.CANCELED
+
+
+def test_a_2xx_racing_the_cancel_is_acked_and_hung_up() -> None:
+    s, d = caller()
+    d(s.start)
+    d(s.response, reply(180))
+    d(lambda now: s.input("cancel", now))
+    d(s.response, reply(200))
+    assert s.state is S.TERMINATED and commands(d)[-2] == "ack_and_bye"
+    assert last_terminated(d).cause is Cause.CANCELED
+
+
+# -- callee --------------------------------------------------------------------------------------
+
+
+def test_callee_accepts_the_2xx_is_retransmitted_until_the_ack() -> None:
+    s, d = callee()
+    assert s.state is S.RINGING and set(d.timers) == {"no_answer"}
+    d(lambda now: s.input("accept", now))
+    assert s.state is S.ANSWERING and commands(d) == ["make_answer"] and d.timers == {}
+    d(lambda now: s.input("answer_ready", now, body=("v=0", "application/sdp")))
+    assert s.state is S.ACCEPTED and commands(d)[-1] == "respond"
+    assert d.of(SessionAccepted)[0].response is None
+    assert d.timers == {"retransmit": 0.5, "ack": 32.0}
+    d.advance(0.5 + 1 + 2 + 4 + 4)  # T1, then doubling, capped at T2
+    assert commands(d).count("resend_2xx") == 5
+    assert d.timers["retransmit"] == pytest.approx(11.5 + T2)
+    d(lambda now: s.input("ack", now))
+    assert s.state is S.CONFIRMED and d.timers == {}
+    assert len(d.of(SessionConfirmed)) == 1
+
+
+def test_no_ack_ends_the_call_with_bye() -> None:
+    s, d = callee()
+    d(lambda now: s.input("accept", now))
+    d(lambda now: s.input("answer_ready", now, body=("v=0", "application/sdp")))
+    d.advance(32)
+    assert s.state is S.TERMINATING and commands(d)[-1] == "send_bye"
+    d(lambda now: s.input("bye_done", now))
+    assert last_terminated(d).cause is Cause.NO_ACK
+
+
+def test_hanging_up_before_the_ack_waits_for_it() -> None:
+    s, d = callee()
+    d(lambda now: s.input("accept", now))
+    d(lambda now: s.input("answer_ready", now, body=("v=0", "application/sdp")))
+    d(lambda now: s.input("bye", now))
+    assert s.state is S.TERMINATING and "send_bye" not in commands(d)
+    d(lambda now: s.input("ack", now))
+    assert commands(d)[-1] == "send_bye" and d.timers == {}
+    d(lambda now: s.input("remote_bye", now, request=BYE))  # the peer's BYE crossed ours
+    assert s.state is S.TERMINATED
+
+
+def test_the_peer_hangs_up_before_its_ack_arrives() -> None:
+    s, d = callee()
+    d(lambda now: s.input("accept", now))
+    d(lambda now: s.input("answer_ready", now, body=("v=0", "application/sdp")))
+    d(lambda now: s.input("remote_bye", now, request=BYE))
+    assert s.state is S.TERMINATED and d.timers == {}
+
+
+def test_callee_rejects_or_the_media_refuses() -> None:
+    s, d = callee()
+    d(lambda now: s.input("reject", now, status=486))
+    assert s.state is S.TERMINATED and d.of(SessionRejected)[0].cause is Cause.BUSY
+    assert d.log[-4] == Command("respond", {"status": 486}) or Command(
+        "respond", {"status": 486}) in d.log
+    s, d = callee()
+    d(lambda now: s.input("accept", now))
+    d(lambda now: s.input("answer_failed", now, status=488))
+    assert Command("respond", {"status": 488}) in d.log
+    assert last_terminated(d).cause is Cause.INCOMPATIBLE_SDP
+
+
+def test_no_answer_expires_and_cancel() -> None:
+    s, d = callee(no_answer=5, expires=10)
+    d.advance(5)
+    assert s.state is S.TERMINATED and last_terminated(d).cause is Cause.NO_ANSWER
+    assert Command("respond", {"status": 408}) in d.log and d.timers == {}
+    s, d = callee(no_answer=60, expires=3)
+    d.advance(3)
+    assert last_terminated(d).cause is Cause.EXPIRES
+    assert Command("respond", {"status": 487}) in d.log
+    s, d = callee()
+    d(lambda now: s.input("remote_cancel", now))
+    assert last_terminated(d).cause is Cause.CANCELED and len(d.of(SessionCanceled)) == 1
+    s, d = callee()
+    d(lambda now: s.input("lost", now))
+    assert last_terminated(d).cause is Cause.CONNECTION_ERROR
+
+
+def test_misuse_is_refused_by_the_table() -> None:
+    s, d = caller()
+    assert not s.input("accept", 0.0) and not s.input("bye", 0.0)
+    s, d = callee()
+    assert not s.input("cancel", 0.0) and not s.input("bye", 0.0)
+    d(lambda now: s.input("reject", now, status=480))
+    assert not s.input("reject", 0.0, status=480)  # ended: everything is refused
+
+
+@pytest.mark.parametrize("trigger", ["reject", "remote_cancel", "lost"])
+def test_while_the_answer_is_being_made(trigger: str) -> None:
+    s, d = callee()
+    d(lambda now: s.input("accept", now))
+    assert s.state is S.ANSWERING
+    d(lambda now: s.input(trigger, now, status=603))
+    assert s.state is S.TERMINATED and d.timers == {}
+    expected = {"reject": Cause.REJECTED, "remote_cancel": Cause.CANCELED,
+                "lost": Cause.CONNECTION_ERROR}[trigger]
+    assert last_terminated(d).cause is expected

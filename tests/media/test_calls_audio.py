@@ -1,0 +1,55 @@
+"""Two sipfsm UAs registered at the real Kamailio call each other with the aiortc handler
+(ICE pinned to 127.0.0.1, DTLS-SRTP): each hears the other's tone; BYE ends both."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import av
+import pytest
+from kamailio import Kamailio
+
+from sipfsm.causes import Cause
+from sipfsm.fsm.invite import InviteState
+from sipfsm.media.dtmf import tone_frequency
+from sipfsm.session import Session
+from sipfsm.ua import UA
+
+pytestmark = pytest.mark.kamailio
+
+
+def ua_with_tone(kamailio: Kamailio, user: str, hz: float, heard: list[av.AudioFrame]) -> UA:
+    return UA(uri=f"sip:{user}@{kamailio.domain}", ws_servers=kamailio.ws_url,
+              password=kamailio.users[user], log={"builtin_enabled": False},
+              session_description_handler_factory_options={
+                  "ice_addresses": ["127.0.0.1"], "tone_hz": hz, "on_audio": heard.append})
+
+
+async def test_alice_and_bob_hear_each_others_tone(kamailio: Kamailio) -> None:
+    alice_heard: list[av.AudioFrame] = []
+    bob_heard: list[av.AudioFrame] = []
+    alice = ua_with_tone(kamailio, "alice", 440.0, alice_heard)
+    bob = ua_with_tone(kamailio, "bob", 660.0, bob_heard)
+    try:
+        await asyncio.gather(alice.wait_for("registered", timeout=10),
+                             bob.wait_for("registered", timeout=10))
+        ringing: asyncio.Future[Any] = asyncio.ensure_future(bob.wait_for("invite", timeout=10))
+        call = alice.invite("bob")
+        answered: Session = (await ringing).session
+        answered.accept()
+        await call.wait_for("confirmed", timeout=15)
+        for _ in range(100):  # up to 5 s for ICE, DTLS and a second of audio each way
+            if len(alice_heard) > 60 and len(bob_heard) > 60:
+                break
+            await asyncio.sleep(0.05)
+        assert abs(tone_frequency(bob_heard) - 440.0) < 5, "bob should hear alice's 440 Hz"
+        assert abs(tone_frequency(alice_heard) - 660.0) < 5, "alice should hear bob's 660 Hz"
+        ended = asyncio.ensure_future(answered.wait_for("terminated", timeout=10))
+        call.bye()
+        assert (await ended).cause is Cause.BYE
+        assert call.state is InviteState.TERMINATED or \
+            (await call.wait_for("terminated", timeout=10)).cause is Cause.BYE
+    finally:
+        await alice.stop()
+        await bob.stop()
