@@ -10,6 +10,9 @@
 #                                 registrar, usrloc, auth, auth_db, db_text,
 #                                 nathelper, xhttp, ctl, ...)
 #   kamailio-websocket-modules  - websocket.so (SIP over WebSocket, RFC 7118)
+#   sip-tester                  - the sipp binary: an independent SIP peer for the
+#                                 interop tests (tests/test_sipp.py, tests/sipp/)
+#                                 and the call benchmark (benchmarks/calls.py)
 #
 # The tests start their own Kamailio on 127.0.0.1 with a private config in a
 # temporary directory. The packaged system service is not wanted: it is kept
@@ -20,6 +23,7 @@ set -euo pipefail
 PACKAGES=(
     kamailio
     kamailio-websocket-modules
+    sip-tester
 )
 
 SUDO=()
@@ -101,4 +105,5 @@ for pkg in "${PACKAGES[@]}"; do
         exit 1
     fi
 done
-echo "install-system-deps: done ($(kamailio -v 2>/dev/null | head -n 1 || true))"
+echo "install-system-deps: done ($(kamailio -v 2>/dev/null | head -n 1 || true);" \
+    "$(sipp -v 2>/dev/null | grep -m 1 -i 'sipp v' | sed 's/^[[:space:]]*//' || true))"

@@ -1,7 +1,8 @@
 """The ``sipfsm`` command.
 
 ``sipfsm demo`` runs the library's story on one machine with no setup: the embedded devserver,
-two UAs registering with digest, a MESSAGE and an OPTIONS between them.  It prints a ladder of
+two UAs registering with digest, a MESSAGE and an OPTIONS between them, and a call with real
+aiortc audio in which each side measures the other's tone.  It prints a ladder of
 the SIP flow and what was verified, and exits non-zero if any check fails.  ``sipfsm serve``
 runs the devserver on its own.
 """
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import __version__
 
@@ -45,14 +47,23 @@ async def _demo(out: Callable[[str], None]) -> int:
         ua.bus.subscribe(FrameReceived, lambda event: line("<-", event.data))
 
     out(f"sipfsm {__version__} demo: an embedded SIP-over-WebSocket edge on 127.0.0.1, two user")
-    out("agents registering with digest, and a MESSAGE between them.  (Calls with real audio,")
-    out("DTMF, hold and transfer join this demo as those layers land.)\n")
+    out("agents registering with digest, a MESSAGE, an OPTIONS, and a call with real WebRTC")
+    out("audio (aiortc: ICE on 127.0.0.1, DTLS-SRTP) in which each side measures the other's")
+    out("tone.  (DTMF, hold and transfer join this demo as those layers land.)\n")
     async with DevServer() as server:
         out(f"  devserver listening on {server.ws_url}, domain {server.domain}\n")
+        heard: dict[str, list[Any]] = {"alice": [], "bob": []}
+
+        def media(name: str, hz: float) -> dict[str, Any]:
+            return {"ice_addresses": ["127.0.0.1"], "tone_hz": hz,
+                    "on_audio": heard[name].append}
+
         alice = UA(uri=f"sip:alice@{server.domain}", ws_servers=server.ws_url,
-                   password="alice-secret", display_name="Alice", log={"builtin_enabled": False})
+                   password="alice-secret", display_name="Alice", log={"builtin_enabled": False},
+                   session_description_handler_factory_options=media("alice", 440.0))
         bob = UA(uri=f"sip:bob@{server.domain}", ws_servers=server.ws_url,
-                 password="bob-secret", display_name="Bob", log={"builtin_enabled": False})
+                 password="bob-secret", display_name="Bob", log={"builtin_enabled": False},
+                 session_description_handler_factory_options=media("bob", 660.0))
         ladder("alice", alice)
         ladder("bob", bob)
         try:
@@ -71,6 +82,7 @@ async def _demo(out: Callable[[str], None]) -> int:
             options = await bob.request("OPTIONS", "alice").result(10)
             check(options.status_code == 200 and "INVITE" in options.allow,
                   "alice answered bob's OPTIONS with 200 and her Allow list")
+            await _demo_call(alice, bob, heard, check)
             alice.unregister()
             gone = await alice.wait_for("unregistered", timeout=10)
             check(gone.cause is None and not alice.is_registered(), "alice unregistered")
@@ -85,6 +97,33 @@ async def _demo(out: Callable[[str], None]) -> int:
         return 1
     out("All checks passed.")
     return 0
+
+
+async def _demo_call(alice: Any, bob: Any, heard: dict[str, list[Any]],
+                     check: Callable[[bool, str], None]) -> None:
+    """Alice calls Bob; both send a tone (440 / 660 Hz) and measure what they receive."""
+    from .media.dtmf import tone_frequency
+
+    ringing = asyncio.ensure_future(bob.wait_for("invite", timeout=10))
+    call = alice.invite("bob")
+    answered = (await ringing).session
+    check(True, "bob's phone rings (180)")
+    answered.accept()
+    await call.wait_for("confirmed", timeout=15)
+    check(True, "bob answered; alice's call is confirmed (200, ACK)")
+    for _ in range(100):  # ICE + DTLS, then a second or so of audio each way
+        if len(heard["alice"]) > 60 and len(heard["bob"]) > 60:
+            break
+        await asyncio.sleep(0.05)
+    bob_hears = tone_frequency(heard["bob"]) if heard["bob"] else 0.0
+    alice_hears = tone_frequency(heard["alice"]) if heard["alice"] else 0.0
+    check(abs(bob_hears - 440.0) < 5, f"bob hears alice's tone: {bob_hears:.1f} Hz (440 sent)")
+    check(abs(alice_hears - 660.0) < 5,
+          f"alice hears bob's tone: {alice_hears:.1f} Hz (660 sent)")
+    ended = asyncio.ensure_future(answered.wait_for("terminated", timeout=10))
+    call.bye()
+    cause = (await ended).cause
+    check(str(cause) == "Terminated", f"alice hung up; bob's call ended ({cause})")
 
 
 def _serve(args: argparse.Namespace) -> int:
