@@ -384,3 +384,17 @@ class InviteSent(BusEvent):
 
 
 UA_EVENTS.update({"invite": InviteReceived, "invite_sent": InviteSent})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionDtmf(BusEvent):
+    """A DTMF tone arrived from the peer (session event ``dtmf``)."""
+
+    session: str
+    """The session's id."""
+    tone: str
+    """One of ``0-9 * # A-D``."""
+    duration: int
+    """Milliseconds, as signalled."""
+    via: str
+    """``"info"`` (SIP INFO, application/dtmf-relay) or ``"rtp"`` (RFC 4733)."""

@@ -8,10 +8,11 @@ handler, whose offers and answers are asynchronous and come back to the machine 
 What a user sees: ``ua.invite(target)`` returns a caller :class:`Session`; incoming calls
 arrive on the UA's ``invite`` event.  A session has ``accept()``, ``reject()``, ``cancel()``,
 ``bye()``, ``terminate()``, and events ``progress``, ``accepted``, ``confirmed``, ``rejected``,
-``failed``, ``cancel``, ``bye``, ``terminated`` (each with the bus event as argument).
+``failed``, ``cancel``, ``bye``, ``dtmf``, ``terminated`` (each with the bus event as argument).
+``session.dtmf("123#")`` sends DTMF by INFO or RFC 4733 (``dtmf_type``).
 
 Not yet here (issue 6 goes on): reliable provisional responses (100rel/PRACK), re-INVITE and
-hold, DTMF, early media.  An in-dialog re-INVITE, INFO, UPDATE or PRACK is answered 501.
+hold, early media.  An in-dialog re-INVITE, UPDATE or PRACK is answered 501.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .events import (
     SessionBye,
     SessionCanceled,
     SessionConfirmed,
+    SessionDtmf,
     SessionFailed,
     SessionProgress,
     SessionRejected,
@@ -60,7 +62,11 @@ _EVENT_NAMES: dict[type[BusEvent], str] = {
     SessionCanceled: "cancel",
     SessionBye: "bye",
     SessionTerminated: "terminated",
+    SessionDtmf: "dtmf",
 }
+_TONES = frozenset("0123456789*#ABCDabcd,")
+DTMF_PAUSE = 2.0
+"""Seconds a ``,`` waits in a DTMF string (decision 9)."""
 
 
 class _InviteRequest(OutgoingRequest):
@@ -131,7 +137,11 @@ class Session:
                    if not (k in ("constraints", "peer_connection_options") and not v)}
         options.update(sdh_options or {})
         factory = ua.config.session_description_handler_factory or _default_factory
+        if factory is _default_factory:  # our aiortc handler reports RFC 4733 tones to us
+            options.setdefault("on_dtmf", self._rtp_dtmf)
         self.sdh: SessionDescriptionHandler = factory(self, options)  # type: ignore[assignment]
+        self._dtmf_queue: list[tuple[str, int, int]] = []
+        self._dtmf_task: asyncio.Task[None] | None = None
         self.remote_identity = None if invite is None else invite.from_
 
     # -- the user's API ----------------------------------------------------------------------------
@@ -153,7 +163,7 @@ class Session:
 
     def on(self, name: str, handler: Callable[[Any], object]) -> None:
         """Call ``handler(event)`` on ``progress``, ``accepted``, ``confirmed``, ``rejected``,
-        ``failed``, ``cancel``, ``bye`` or ``terminated``."""
+        ``failed``, ``cancel``, ``bye``, ``dtmf`` or ``terminated``."""
         if name not in _EVENT_NAMES.values():
             raise ValueError(f"unknown session event {name!r}")
         self._listeners.setdefault(name, []).append(handler)
@@ -189,6 +199,71 @@ class Session:
     def bye(self) -> None:
         """Hang up an established call."""
         self._require("bye")
+
+    def dtmf(self, tones: str, *, duration: int = 100, inter_tone_gap: int = 500) -> None:
+        """Send DTMF ``tones`` (``0-9 * # A-D``; ``,`` pauses 2 s) on the established call.
+
+        With ``dtmf_type="rtp"`` the media handler sends RFC 4733 events if telephone-event was
+        negotiated; otherwise, and with ``dtmf_type="info"``, each tone is a SIP INFO with
+        ``application/dtmf-relay``.  ``duration`` is clamped to 70–6000 ms, ``inter_tone_gap``
+        raised to at least 50 ms (SIP.js's rules); tones are queued and sent in order.
+        """
+        if not tones or not set(tones) <= _TONES:
+            raise ValueError(f"invalid DTMF tones {tones!r}")
+        if self.state is not InviteState.CONFIRMED:
+            raise InvalidStateError(f"cannot send DTMF on a call that is {self.state.value}")
+        duration = min(max(duration, 70), 6000)
+        inter_tone_gap = max(inter_tone_gap, 50)
+        if self.ua.config.dtmf_type.value == "rtp" and self.sdh.send_dtmf(
+                tones, duration=duration, inter_tone_gap=inter_tone_gap):
+            return
+        self._dtmf_queue.extend((tone, duration, inter_tone_gap) for tone in tones.upper())
+        if self._dtmf_task is None or self._dtmf_task.done():
+            self._dtmf_task = asyncio.ensure_future(self._send_dtmf_info())
+            self._tasks.add(self._dtmf_task)
+            self._dtmf_task.add_done_callback(self._tasks.discard)
+
+    async def _send_dtmf_info(self) -> None:
+        while self._dtmf_queue and self.state is InviteState.CONFIRMED:
+            tone, duration, gap = self._dtmf_queue.pop(0)
+            if tone == ",":
+                await asyncio.sleep(DTMF_PAUSE)
+                continue
+            dialog = self.dialog
+            if dialog is None:
+                return
+            info = dialog.request(
+                "INFO", via=self.ua.factory.via(self.ua.core.new_branch()),
+                body=f"Signal={tone}\r\nDuration={duration}\r\n",
+                content_type="application/dtmf-relay",
+                extra_headers=[("User-Agent", self.ua.config.user_agent_string)])
+            self.ua.core.send(info)
+            await asyncio.sleep((duration + gap) / 1000)
+
+    def _rtp_dtmf(self, tone: str, duration: int) -> None:
+        self._publish(SessionDtmf(session=self.id, tone=tone, duration=int(duration), via="rtp"))
+
+    def _on_info(self, request: Request, transaction: ServerTransaction) -> None:
+        """An INFO in the dialog: DTMF (application/dtmf-relay or application/dtmf) → 200 and
+        the ``dtmf`` event; no Content-Type → 415 (decision 9); other bodies → 415."""
+        content_type = request.content_type
+        mime = content_type.mime if content_type is not None else None
+        tone, duration = None, 100
+        if mime == "application/dtmf-relay":
+            for line in request.text.splitlines():
+                name, _, value = line.partition("=")
+                if name.strip().lower() == "signal":
+                    tone = value.strip()[:1].upper()
+                elif name.strip().lower() == "duration" and value.strip().isdigit():
+                    duration = int(value.strip())
+        elif mime == "application/dtmf":
+            tone = request.text.strip()[:1].upper()
+        if tone is None or tone not in _TONES or tone == ",":
+            self.ua.core.respond(transaction, 415, headers=[
+                ("Accept", "application/dtmf-relay, application/dtmf")])
+            return
+        self.ua.core.respond(transaction, 200, to_tag=self._local_tag)
+        self._publish(SessionDtmf(session=self.id, tone=tone, duration=duration, via="info"))
 
     def terminate(self) -> None:
         """End the call whatever its state: BYE, CANCEL or a rejection; no-op once ended."""

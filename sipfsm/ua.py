@@ -417,8 +417,10 @@ class UA:
             self.core.respond(transaction, fault)
         elif request.method == "BYE":
             session._on_bye(request, transaction)
+        elif request.method == "INFO":
+            session._on_info(request, transaction)
         else:
-            self.core.respond(transaction, 501)  # INFO, UPDATE, PRACK: not yet
+            self.core.respond(transaction, 501)  # UPDATE, PRACK: not yet
 
     def _on_registered(self, event: Registered) -> None:
         self.identity.pub_gruu = event.pub_gruu

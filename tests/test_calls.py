@@ -149,3 +149,57 @@ async def test_misuse_raises(pair: tuple[UA, UA]) -> None:
         call.bye()
     call.terminate()
     await call.wait_for("terminated", timeout=10)
+
+
+async def established(alice: UA, bob: UA) -> tuple[Session, Session]:
+    ringing = asyncio.ensure_future(incoming(bob))
+    call = alice.invite("bob")
+    answered = await ringing
+    confirmed = asyncio.ensure_future(answered.wait_for("confirmed", timeout=10))
+    answered.accept()
+    await call.wait_for("confirmed", timeout=10)
+    await confirmed
+    return call, answered
+
+
+async def test_dtmf_by_info_both_ways(pair: tuple[UA, UA]) -> None:
+    alice, bob = pair
+    call, answered = await established(alice, bob)
+    heard_by_bob: list[tuple[str, int, str]] = []
+    heard_by_alice: list[str] = []
+    answered.on("dtmf", lambda e: heard_by_bob.append((e.tone, e.duration, e.via)))
+    call.on("dtmf", lambda e: heard_by_alice.append(e.tone))
+    call.dtmf("12#", duration=80, inter_tone_gap=60)
+    answered.dtmf("9", duration=30)  # clamped up to 70 ms
+    for _ in range(100):
+        if len(heard_by_bob) == 3 and heard_by_alice:
+            break
+        await asyncio.sleep(0.02)
+    assert heard_by_bob == [("1", 80, "info"), ("2", 80, "info"), ("#", 80, "info")]
+    assert heard_by_alice == ["9"]
+    with pytest.raises(ValueError, match="invalid DTMF"):
+        call.dtmf("12x")
+
+
+async def test_info_without_a_content_type_gets_415(pair: tuple[UA, UA]) -> None:
+    from sipfsm.core import OutgoingRequest
+
+    alice, bob = pair
+    call, _ = await established(alice, bob)
+    assert call.dialog is not None
+    info = call.dialog.request("INFO", via=alice.factory.via(alice.core.new_branch()),
+                               body="Signal=5")
+    info.headers.remove("Content-Type")
+    handle = OutgoingRequest(alice.core, info, None)
+    alice.core.send(info, owner=handle)
+    assert (await handle.result(5)).status_code == 415
+
+
+async def test_dtmf_needs_an_established_call(pair: tuple[UA, UA]) -> None:
+    from sipfsm import InvalidStateError
+
+    alice, _ = pair
+    call = alice.invite("bob")
+    with pytest.raises(InvalidStateError):
+        call.dtmf("1")
+    call.terminate()

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.kamailio
 
 def ua_with_tone(kamailio: Kamailio, user: str, hz: float, heard: list[av.AudioFrame]) -> UA:
     return UA(uri=f"sip:{user}@{kamailio.domain}", ws_servers=kamailio.ws_url,
-              password=kamailio.users[user], log={"builtin_enabled": False},
+              password=kamailio.users[user], log={"builtin_enabled": False}, dtmf_type="rtp",
               session_description_handler_factory_options={
                   "ice_addresses": ["127.0.0.1"], "tone_hz": hz, "on_audio": heard.append})
 
@@ -45,6 +45,15 @@ async def test_alice_and_bob_hear_each_others_tone(kamailio: Kamailio) -> None:
             await asyncio.sleep(0.05)
         assert abs(tone_frequency(bob_heard) - 440.0) < 5, "bob should hear alice's 440 Hz"
         assert abs(tone_frequency(alice_heard) - 660.0) < 5, "alice should hear bob's 660 Hz"
+        # RFC 4733 DTMF in the media (dtmf_type="rtp"), detected by bob's handler
+        digits: list[tuple[str, str]] = []
+        answered.on("dtmf", lambda e: digits.append((e.tone, e.via)))
+        call.dtmf("42#", duration=100, inter_tone_gap=70)
+        for _ in range(100):
+            if len(digits) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert digits == [("4", "rtp"), ("2", "rtp"), ("#", "rtp")]
         ended = asyncio.ensure_future(answered.wait_for("terminated", timeout=10))
         call.bye()
         assert (await ended).cause is Cause.BYE
