@@ -85,6 +85,7 @@ REASONS = {
     603: "Decline",
 }
 ACCEPT = "application/sdp, application/dtmf-relay, text/plain"
+_DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 
 
 def make_response(
@@ -103,6 +104,11 @@ def make_response(
     out = response.headers
     for via in request.headers.get_all("via"):
         out.add("Via", via)
+    if 100 < status < 300 and request.method in _DIALOG_METHODS:
+        # §12.1.1: a response that makes a dialog copies every Record-Route of the request,
+        # so that the caller learns the route set (and the proxies stay in the path).
+        for record_route in request.headers.get_all("record-route"):
+            out.add("Record-Route", record_route)
     for name in ("From", "To", "Call-ID", "CSeq"):
         value = request.headers.get(name)
         if value is None:

@@ -398,3 +398,18 @@ class SessionDtmf(BusEvent):
     """Milliseconds, as signalled."""
     via: str
     """``"info"`` (SIP INFO, application/dtmf-relay) or ``"rtp"`` (RFC 4733)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionReinvited(BusEvent):
+    """A re-INVITE completed (session event ``reinvite``): ours (hold, unhold, renegotiation)
+    or the peer's (``remote_hold`` on the session then says whether the peer holds us)."""
+
+    session: str
+    """The session's id."""
+    local: bool
+    """True for our re-INVITE, False for the peer's."""
+    accepted: bool
+    """False when our re-INVITE was refused (the previous state was kept: decision 8)."""
+    held: bool
+    """Whether our side holds the call after it."""

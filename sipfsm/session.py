@@ -36,6 +36,7 @@ from .events import (
     SessionDtmf,
     SessionFailed,
     SessionProgress,
+    SessionReinvited,
     SessionRejected,
     SessionTerminated,
 )
@@ -63,6 +64,7 @@ _EVENT_NAMES: dict[type[BusEvent], str] = {
     SessionBye: "bye",
     SessionTerminated: "terminated",
     SessionDtmf: "dtmf",
+    SessionReinvited: "reinvite",
 }
 _TONES = frozenset("0123456789*#ABCDabcd,")
 DTMF_PAUSE = 2.0
@@ -103,6 +105,37 @@ class _ByeRequest(OutgoingRequest):
         self.session._input(lambda now: self.session.machine.input("bye_done", now))
 
 
+class _ReinviteRequest(OutgoingRequest):
+    """Our re-INVITE: its outcome goes to the machine (``reinvite_ok`` / ``reinvite_failed``)."""
+
+    def __init__(self, session: Session, request: Request) -> None:
+        super().__init__(session.ua.core, request, session.ua._credentials())
+        self.session = session
+
+    def _response(self, response: Response) -> None:
+        status, session = response.status_code, self.session
+        if status < 200:
+            return
+        if status in (401, 407) and not self.done and self._retry_with_credentials(response):
+            session._reinvite_out = self.request
+            return
+        if status < 300 and session.state is not InviteState.REINVITING:
+            session._do_send_ack(response, reinvite=True)  # a retransmitted 2xx: ACK again
+            return
+        trigger = "reinvite_ok" if status < 300 else "reinvite_failed"
+        self._set_done(response)
+        session._input(lambda now: session.machine.input(trigger, now, response=response))
+
+    def _failed(self, status: int, cause: Cause) -> None:
+        self._set_done(None)
+        session = self.session
+        session._input(lambda now: session.machine.input("reinvite_failed", now, response=None))
+
+    def _set_done(self, response: Response | None) -> None:
+        if not self._done.done() and response is not None:
+            self._done.set_result(response)
+
+
 class Session:
     """One call.  Made by :meth:`UA.invite` (caller) or handed over by the ``invite`` event
     (callee)."""
@@ -140,6 +173,8 @@ class Session:
         if factory is _default_factory:  # our aiortc handler reports RFC 4733 tones to us
             options.setdefault("on_dtmf", self._rtp_dtmf)
         self.sdh: SessionDescriptionHandler = factory(self, options)  # type: ignore[assignment]
+        self._reinvite_out: Request | None = None
+        self._reinvite_in: tuple[Request, ServerTransaction] | None = None
         self._dtmf_queue: list[tuple[str, int, int]] = []
         self._dtmf_task: asyncio.Task[None] | None = None
         self.remote_identity = None if invite is None else invite.from_
@@ -265,10 +300,51 @@ class Session:
         self.ua.core.respond(transaction, 200, to_tag=self._local_tag)
         self._publish(SessionDtmf(session=self.id, tone=tone, duration=duration, via="info"))
 
+    @property
+    def held(self) -> bool:
+        """Whether we have put the call on hold."""
+        return self.machine.held
+
+    @property
+    def remote_hold(self) -> bool:
+        """Whether the peer has put us on hold (its media direction is sendonly/inactive)."""
+        direction = getattr(self.sdh, "remote_direction", None)
+        return direction in ("sendonly", "inactive")
+
+    async def hold(self, timeout: float | None = 32.0) -> bool:
+        """Put the call on hold (a re-INVITE with a sendonly/inactive offer); True if the peer
+        accepted.  A refusal leaves everything as it was (decision 8)."""
+        return await self._reinvite(True, timeout)
+
+    async def unhold(self, timeout: float | None = 32.0) -> bool:
+        """Take the call off hold."""
+        return await self._reinvite(False, timeout)
+
+    async def reinvite(self, timeout: float | None = 32.0) -> bool:
+        """Renegotiate the media with a new offer (keeping the hold state)."""
+        return await self._reinvite(self.held, timeout)
+
+    async def _reinvite(self, hold: bool, timeout: float | None) -> bool:
+        outcome = asyncio.ensure_future(self._next_local_reinvite(timeout))
+        try:
+            self._require("reinvite", hold=hold)
+        except InvalidStateError:
+            outcome.cancel()
+            raise
+        event: SessionReinvited = await outcome
+        return event.accepted
+
+    async def _next_local_reinvite(self, timeout: float | None) -> SessionReinvited:
+        while True:
+            event: SessionReinvited = await self.wait_for("reinvite", timeout)
+            if event.local:
+                return event
+
     def terminate(self) -> None:
         """End the call whatever its state: BYE, CANCEL or a rejection; no-op once ended."""
         state = self.machine.state
-        if state in (InviteState.CONFIRMED, InviteState.ACCEPTED):
+        if state in (InviteState.CONFIRMED, InviteState.ACCEPTED, InviteState.REINVITING,
+                     InviteState.REINVITED):
             self.bye()
         elif state in (InviteState.CALLING, InviteState.PROCEEDING):
             self.cancel()
@@ -369,9 +445,9 @@ class Session:
         self.dialog = dialog
         self.ua._dialogs[dialog.key] = self
 
-    def _do_send_ack(self, response: Response) -> None:
+    def _do_send_ack(self, response: Response, reinvite: bool = False) -> None:
         dialog = self.dialog
-        invite = self._invite
+        invite = self._reinvite_out if reinvite else self._invite
         if dialog is None or invite is None or invite.cseq is None:
             return
         ack = dialog.request("ACK", via=self.ua.factory.via(self.ua.core.new_branch()),
@@ -492,6 +568,84 @@ class Session:
 
     # -- both ------------------------------------------------------------------------------------
 
+    # -- re-INVITE -------------------------------------------------------------------------------
+
+    def _do_send_reinvite(self, hold: bool) -> None:
+        self._spawn(self._send_reinvite(hold))
+
+    async def _send_reinvite(self, hold: bool) -> None:
+        modifiers = [self.sdh.hold_modifier] if hold else []
+        dialog = self.dialog
+        try:
+            body, content_type = await self.sdh.get_description(None, modifiers)
+        except Exception as exc:  # no offer: the re-INVITE fails before it leaves
+            self.ua.log.warn("no offer for the re-INVITE", error=repr(exc))
+            self._input(lambda now: self.machine.input("reinvite_failed", now, response=None))
+            return
+        if dialog is None:
+            return
+        request = dialog.request(
+            "INVITE", via=self.ua.factory.via(self.ua.core.new_branch()), body=body,
+            content_type=content_type,
+            extra_headers=[("Contact", f"<{self.ua.factory.contact_uri}>"),
+                           ("Allow", ",".join(self.ua.core.allowed)),
+                           ("User-Agent", self.ua.config.user_agent_string)])
+        self._reinvite_out = request
+        self.ua.core.send(request, owner=_ReinviteRequest(self, request))
+
+    def _do_rollback_media(self) -> None:
+        """Decision 8: after a refused re-INVITE the signalling state is as before; a handler
+        with a ``rollback()`` is asked to drop its unanswered offer too."""
+        rollback = getattr(self.sdh, "rollback", None)
+        if callable(rollback):
+            self._spawn(_maybe_await(rollback()))
+
+    def _on_reinvite(self, request: Request, transaction: ServerTransaction) -> None:
+        """The peer's re-INVITE: answered with a new answer, or 491 in glare (§14.2)."""
+        assert self.dialog is not None
+        fault = self.dialog.received(request)
+        if fault is not None:
+            self.ua.core.respond(transaction, fault)
+            return
+        previous = self._reinvite_in
+        self._reinvite_in = (request, transaction)
+        if not self._input_ok("remote_reinvite"):
+            self._reinvite_in = previous
+            self.ua.core.respond(transaction, 491, to_tag=self._local_tag)
+
+    def _do_answer_reinvite(self) -> None:
+        self._spawn(self._answer_reinvite())
+
+    async def _answer_reinvite(self) -> None:
+        assert self._reinvite_in is not None
+        request = self._reinvite_in[0]
+        try:
+            if request.body:
+                await self.sdh.set_description(request.text)
+            body, content_type = await self.sdh.get_description()
+        except Exception as exc:  # an offer we cannot take: 488, the call goes on as before
+            self.ua.log.warn("re-INVITE refused", error=repr(exc))
+            self._input(lambda now: self.machine.input("reinvite_answer_failed", now))
+            return
+        self._input(lambda now: self.machine.input("reinvite_answer_ready", now,
+                                                   body=(body, content_type)))
+
+    def _do_respond_reinvite(self, status: int, answer: tuple[str, str] | None = None) -> None:
+        if self._reinvite_in is None:
+            return
+        request, transaction = self._reinvite_in
+        headers: list[tuple[str, str]] = []
+        if status < 300:
+            headers += [("Contact", f"<{self.ua.factory.contact_uri}>"),
+                        ("Allow", ",".join(self.ua.core.allowed))]
+        body, content_type = answer if answer is not None else (None, None)
+        response = make_response(request, status, to_tag=self._local_tag, headers=headers,
+                                 body=body or b"", content_type=content_type,
+                                 user_agent=self.ua.config.user_agent_string)
+        self.ua.core.send_response(transaction, response)
+
+    # -- both ------------------------------------------------------------------------------------
+
     def _do_send_bye(self) -> None:
         dialog = self.dialog
         if dialog is None:
@@ -534,6 +688,11 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.id} {'caller' if self.machine.caller else 'callee'} " \
                f"{self.state.value}>"
+
+
+async def _maybe_await(value: Any) -> None:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        await value
 
 
 def _default_factory(session: object, options: Mapping[str, Any] | None) -> Any:

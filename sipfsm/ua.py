@@ -380,9 +380,11 @@ class UA:
     def _on_invite(self, request: Request, transaction: ServerTransaction) -> None:
         core = self.core
         if request.to is not None and request.to.tag:
-            # A re-INVITE (issue 6 goes on): refused without harm to the call.
-            status = 501 if self._dialog_of(request) is not None else 481
-            core.respond(transaction, status)
+            session = self._dialog_of(request)
+            if session is None or session.dialog is None:
+                core.respond(transaction, 481)
+            else:
+                session._on_reinvite(request, transaction)  # a re-INVITE
             return
         if not request.contact:
             core.respond(transaction, 400, "Missing Contact header field")
@@ -471,7 +473,8 @@ class UA:
             # Decision 4: calls not yet up fail; confirmed calls are told (``disconnected``) but
             # kept, since the media may well survive a signalling reconnect.
             for session in list(self._sessions.values()):
-                if session.state not in (InviteState.CONFIRMED, InviteState.TERMINATING):
+                if session.state not in (InviteState.CONFIRMED, InviteState.TERMINATING,
+                                         InviteState.REINVITING, InviteState.REINVITED):
                     session._lost()
 
     # -- events ------------------------------------------------------------------------------------

@@ -203,3 +203,40 @@ async def test_dtmf_needs_an_established_call(pair: tuple[UA, UA]) -> None:
     with pytest.raises(InvalidStateError):
         call.dtmf("1")
     call.terminate()
+
+
+async def test_hold_and_unhold_both_sides_see_it(pair: tuple[UA, UA]) -> None:
+    alice, bob = pair
+    call, answered = await established(alice, bob)
+    seen: list[tuple[bool, bool]] = []
+    answered.on("reinvite", lambda e: seen.append((e.local, answered.remote_hold)))
+    assert await call.hold() is True
+    assert call.held and not answered.held
+    await asyncio.sleep(0.05)  # bob's side completes on the ACK
+    assert answered.remote_hold and seen == [(False, True)]
+    assert await call.unhold() is True
+    await asyncio.sleep(0.05)
+    assert not call.held and not answered.remote_hold
+    assert await answered.reinvite() is True  # the callee can renegotiate too
+    await asyncio.sleep(0.05)  # its ACK reaches alice
+    assert call.state is InviteState.CONFIRMED and answered.state is InviteState.CONFIRMED
+    call.bye()
+    await answered.wait_for("terminated", timeout=10)
+
+
+async def test_glare_both_reinvite_at_once_and_both_succeed(pair: tuple[UA, UA]) -> None:
+    alice, bob = pair
+    call, answered = await established(alice, bob)
+    results = await asyncio.wait_for(asyncio.gather(call.hold(), answered.hold()), 15)
+    assert results == [True, True]  # one got 491 and retried after the RFC 3261 delay
+    assert call.held and answered.held
+
+
+async def test_hold_on_a_call_that_is_not_up_is_misuse(pair: tuple[UA, UA]) -> None:
+    from sipfsm import InvalidStateError
+
+    alice, _ = pair
+    call = alice.invite("bob")
+    with pytest.raises(InvalidStateError):
+        await call.hold()
+    call.terminate()

@@ -245,3 +245,20 @@ async def test_configuration_hacks_shape_the_requests(server: ScriptedServer) ->
     assert route.uri.host == "127.0.0.1" and "lr" in route.uri.params
     assert route.uri.params["transport"] == "ws"
     await ua.stop()
+
+
+def test_dialog_responses_copy_record_route() -> None:
+    from sipfsm.core import make_response
+    from sipfsm.sip import parse
+
+    invite = parse(request_text("INVITE", "sip:a@b.test",
+                                extra="Record-Route: <sip:p1.test;lr>\r\n"
+                                      "Record-Route: <sip:p2.test;lr>\r\n"))
+    message = parse(request_text("MESSAGE", "sip:a@b.test",
+                                 extra="Record-Route: <sip:p1.test;lr>\r\n"))
+    assert isinstance(invite, Request) and isinstance(message, Request)
+    ok = make_response(invite, 200, to_tag="t")
+    assert ok.headers.get_all("Record-Route") == ["<sip:p1.test;lr>", "<sip:p2.test;lr>"]
+    assert make_response(invite, 100).headers.get_all("Record-Route") == []
+    assert make_response(invite, 486).headers.get_all("Record-Route") == []
+    assert make_response(message, 200).headers.get_all("Record-Route") == []

@@ -29,6 +29,7 @@ Timers: ``no_answer``, ``expires``, ``retransmit`` (the 2xx), ``ack`` (64·T1).
 from __future__ import annotations
 
 import enum
+import random
 from typing import Any
 
 from ..causes import Cause, cause_for_status
@@ -39,11 +40,21 @@ from ..events import (
     SessionConfirmed,
     SessionFailed,
     SessionProgress,
+    SessionReinvited,
     SessionRejected,
     SessionTerminated,
 )
 from ..sip.message import Request, Response
-from .base import CancelTimer, Command, Emit, Model, StartTimer, TransitionLog, define
+from .base import (
+    SYSTEM_RANDOM,
+    CancelTimer,
+    Command,
+    Emit,
+    Model,
+    StartTimer,
+    TransitionLog,
+    define,
+)
 
 __all__ = ["T2", "InviteSession", "InviteState"]
 
@@ -70,6 +81,10 @@ class InviteState(enum.Enum):
     """The callee sent its 2xx and waits for the ACK."""
     CONFIRMED = "confirmed"
     """The call is up."""
+    REINVITING = "reinviting"
+    """The call is up and our re-INVITE (hold, unhold, renegotiation) awaits its answer."""
+    REINVITED = "reinvited"
+    """The call is up and the peer's re-INVITE is being answered (until its ACK)."""
     TERMINATING = "terminating"
     """We sent BYE and wait for its response."""
     TERMINATED = "terminated"
@@ -90,8 +105,8 @@ TABLE: list[dict[str, Any]] = [
     # A 2xx racing our CANCEL: the call is accepted after all, so ACK it and hang up.
     {"trigger": "success", "source": C.CANCELLING, "dest": C.TERMINATED,
      "after": "_cancel_lost_the_race"},
-    {"trigger": "success", "source": [C.CONFIRMED, C.TERMINATING, C.TERMINATED], "dest": None,
-     "after": "_unwanted_2xx"},
+    {"trigger": "success", "source": [C.CONFIRMED, C.REINVITING, C.REINVITED, C.TERMINATING,
+                                      C.TERMINATED], "dest": None, "after": "_unwanted_2xx"},
     {"trigger": "failure", "source": [*_CALLER_PENDING, C.CANCELLING], "dest": C.TERMINATED,
      "after": "_caller_failed"},
     {"trigger": "cancel", "source": C.CALLING, "dest": C.CANCELLING, "after": "_defer_cancel"},
@@ -110,11 +125,31 @@ TABLE: list[dict[str, Any]] = [
     {"trigger": "ack", "source": C.ACCEPTED, "dest": C.CONFIRMED, "after": "_acked"},
     {"trigger": "ack", "source": C.TERMINATING, "dest": None, "after": "_acked_then_bye"},
     {"trigger": "ack_timeout", "source": C.ACCEPTED, "dest": C.TERMINATING, "after": "_no_ack"},
+    # -- re-INVITE (RFC 3261 §14; decision 8) --
+    {"trigger": "reinvite", "source": C.CONFIRMED, "dest": C.REINVITING,
+     "after": "_send_reinvite"},
+    {"trigger": "reinvite_ok", "source": C.REINVITING, "dest": C.CONFIRMED,
+     "after": "_reinvite_accepted"},
+    {"trigger": "reinvite_failed", "source": C.REINVITING, "dest": C.CONFIRMED,
+     "after": "_reinvite_refused"},
+    {"trigger": "glare_retry", "source": C.CONFIRMED, "dest": C.REINVITING,
+     "after": "_send_reinvite"},
+    {"trigger": "remote_reinvite", "source": C.CONFIRMED, "dest": C.REINVITED,
+     "after": "_answer_reinvite"},
+    {"trigger": "remote_reinvite", "source": [C.REINVITING, C.REINVITED], "dest": None,
+     "after": "_glare"},
+    {"trigger": "reinvite_answer_ready", "source": C.REINVITED, "dest": None,
+     "after": "_send_reinvite_2xx"},
+    {"trigger": "reinvite_answer_failed", "source": C.REINVITED, "dest": C.CONFIRMED,
+     "after": "_reinvite_media_refused"},
+    {"trigger": "ack", "source": C.REINVITED, "dest": C.CONFIRMED, "after": "_reinvite_acked"},
     # -- both --
-    {"trigger": "bye", "source": C.CONFIRMED, "dest": C.TERMINATING, "after": "_send_bye"},
+    {"trigger": "bye", "source": [C.CONFIRMED, C.REINVITING, C.REINVITED],
+     "dest": C.TERMINATING, "after": "_send_bye"},
     {"trigger": "bye", "source": C.ACCEPTED, "dest": C.TERMINATING, "after": "_bye_after_ack"},
     {"trigger": "bye_done", "source": C.TERMINATING, "dest": C.TERMINATED, "after": "_ended"},
-    {"trigger": "remote_bye", "source": [C.CONFIRMED, C.ACCEPTED, C.TERMINATING],
+    {"trigger": "remote_bye", "source": [C.CONFIRMED, C.ACCEPTED, C.TERMINATING,
+                                         C.REINVITING, C.REINVITED],
      "dest": C.TERMINATED, "after": "_peer_hung_up"},
     {"trigger": "lost", "source": [*_CALLER_PENDING, C.CANCELLING, *_CALLEE_PENDING],
      "dest": C.TERMINATED, "after": "_connection_lost"},
@@ -125,19 +160,23 @@ TABLE: list[dict[str, Any]] = [
 class InviteSession(Model):
     """One call (sans-I/O).  Carry out :meth:`take_effects` after each input."""
 
-    __slots__ = ("_cancel_pending", "_interval", "_response", "caller", "cause", "t1")
+    __slots__ = ("_cancel_pending", "_hold", "_interval", "_random", "_response", "caller",
+                 "cause", "held", "t1")
 
     state: InviteState
 
     def __init__(self, *, caller: bool, id: str, t1: float = 0.5,
-                 log: TransitionLog | None = None) -> None:
+                 rng: random.Random | None = None, log: TransitionLog | None = None) -> None:
         super().__init__(id, log)
+        self._random = rng or SYSTEM_RANDOM
         self.caller = caller
         self.t1 = t1
         self.cause: Cause | None = None
         self._cancel_pending = False
         self._interval = t1
         self._response: Response | None = None
+        self.held = False  # our side has put the call on hold (only changed by a success)
+        self._hold = False  # what the re-INVITE in flight asks for
         if not caller:
             self.state = C.RINGING
 
@@ -169,7 +208,7 @@ class InviteSession(Model):
     def timer_fired(self, name: str, now: float) -> None:
         """One of the session's timers fell due."""
         trigger = {"no_answer": "no_answer", "expires": "expires", "retransmit": "retransmit",
-                   "ack": "ack_timeout"}.get(name)
+                   "ack": "ack_timeout", "glare": "glare_retry"}.get(name)
         if trigger is not None:
             self._fire(trigger, now=now)
 
@@ -309,6 +348,54 @@ class InviteSession(Model):
             self._cancel_pending = False
             self._stop_2xx()
             self.effects.append(Command("send_bye"))
+
+    # -- re-INVITE -------------------------------------------------------------------------------
+
+    def _send_reinvite(self, event: Any) -> None:
+        if "hold" in event.kwargs:
+            self._hold = bool(event.kwargs["hold"])
+        self.effects.append(CancelTimer("glare"))
+        self.effects.append(Command("send_reinvite", {"hold": self._hold}))
+
+    def _reinvite_accepted(self, event: Any) -> None:
+        response = event.kwargs["response"]
+        self.held = self._hold
+        self.effects.append(Command("send_ack", {"response": response, "reinvite": True}))
+        self.effects.append(Command("apply_answer", {"response": response}))
+        self.effects.append(Emit(SessionReinvited(session=self.id, local=True, accepted=True,
+                                                  held=self.held)))
+
+    def _reinvite_refused(self, event: Any) -> None:
+        """Roll back (decision 8): the hold flag keeps its old value; after a 491 (glare) try
+        again after RFC 3261 §14.1's random delay: 2.1–4 s if we own the Call-ID, else 0–2 s."""
+        wanted, self._hold = self._hold, self.held
+        response: Response | None = event.kwargs.get("response")
+        self.effects.append(Command("rollback_media"))
+        if response is not None and response.status_code == 491:
+            low, high = (2.1, 4.0) if self.caller else (0.0, 2.0)
+            delay = low + (high - low) * self._random.random()
+            self._hold = wanted  # the retry asks for the same thing; its outcome is reported
+            self.effects.append(StartTimer("glare", event.kwargs["now"] + delay))
+            return
+        self.effects.append(Emit(SessionReinvited(session=self.id, local=True, accepted=False,
+                                                  held=self.held)))
+
+    def _answer_reinvite(self, event: Any) -> None:
+        self.effects.append(Command("answer_reinvite"))
+
+    def _glare(self, event: Any) -> None:
+        self.effects.append(Command("respond_reinvite", {"status": 491}))
+
+    def _send_reinvite_2xx(self, event: Any) -> None:
+        self.effects.append(Command("respond_reinvite", {"status": 200,
+                                                         "answer": event.kwargs["body"]}))
+
+    def _reinvite_media_refused(self, event: Any) -> None:
+        self.effects.append(Command("respond_reinvite", {"status": 488}))
+
+    def _reinvite_acked(self, event: Any) -> None:
+        self.effects.append(Emit(SessionReinvited(session=self.id, local=False, accepted=True,
+                                                  held=self.held)))
 
     # -- both ------------------------------------------------------------------------------------
 

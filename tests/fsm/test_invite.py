@@ -270,3 +270,82 @@ def test_while_the_answer_is_being_made(trigger: str) -> None:
     expected = {"reject": Cause.REJECTED, "remote_cancel": Cause.CANCELED,
                 "lost": Cause.CONNECTION_ERROR}[trigger]
     assert last_terminated(d).cause is expected
+
+
+# -- re-INVITE ------------------------------------------------------------------------------------
+
+
+class Fixed:
+    """A random source that always says the middle."""
+
+    def random(self) -> float:
+        return 0.5
+
+
+def confirmed_caller() -> tuple[InviteSession, Driver]:
+    s = InviteSession(caller=True, id="c", t1=0.5, rng=Fixed())  # type: ignore[arg-type]
+    d = Driver(s, s.timer_fired)
+    d(s.start)
+    d(s.response, reply(200))
+    return s, d
+
+
+def test_hold_accepted_then_refused_unhold_rolls_back() -> None:
+    from sipfsm.events import SessionReinvited
+
+    s, d = confirmed_caller()
+    d(lambda now: s.input("reinvite", now, hold=True))
+    assert s.state is S.REINVITING and d.log[-1] == Command("send_reinvite", {"hold": True})
+    d(lambda now: s.input("reinvite_ok", now, response=reply(200)))
+    assert s.state is S.CONFIRMED and s.held
+    assert Command("send_ack", {"response": d.log[-3].args["response"], "reinvite": True}) \
+        in d.log
+    d(lambda now: s.input("reinvite", now, hold=False))
+    d(lambda now: s.input("reinvite_failed", now, response=reply(500)))
+    assert s.state is S.CONFIRMED and s.held  # decision 8: rolled back
+    events = d.of(SessionReinvited)
+    assert [(e.accepted, e.held) for e in events] == [(True, True), (False, True)]
+    assert "glare" not in d.timers
+
+
+def test_glare_retries_after_the_rfc_delay() -> None:
+    s, d = confirmed_caller()
+    d(lambda now: s.input("reinvite", now, hold=True))
+    d(lambda now: s.input("remote_reinvite", now))  # the peer's crosses ours: 491 to it
+    assert d.log[-1] == Command("respond_reinvite", {"status": 491})
+    d(lambda now: s.input("reinvite_failed", now, response=reply(491)))
+    assert s.state is S.CONFIRMED and d.timers["glare"] == pytest.approx(2.1 + 1.9 * 0.5)
+    d.advance(3.05)
+    assert s.state is S.REINVITING and d.log[-1] == Command("send_reinvite", {"hold": True})
+    d(lambda now: s.input("reinvite_ok", now, response=reply(200)))
+    assert s.held
+
+
+def test_the_peers_reinvite_is_answered_and_acked() -> None:
+    from sipfsm.events import SessionReinvited
+
+    s, d = confirmed_caller()
+    d(lambda now: s.input("remote_reinvite", now))
+    assert s.state is S.REINVITED and d.log[-1] == Command("answer_reinvite")
+    d(lambda now: s.input("remote_reinvite", now))  # another one meanwhile: 491
+    assert d.log[-1] == Command("respond_reinvite", {"status": 491})
+    d(lambda now: s.input("reinvite_answer_ready", now, body=("v=0", "application/sdp")))
+    assert d.log[-1] == Command("respond_reinvite", {"status": 200,
+                                                     "answer": ("v=0", "application/sdp")})
+    d(lambda now: s.input("ack", now))
+    assert s.state is S.CONFIRMED and d.of(SessionReinvited)[-1].local is False
+    d(lambda now: s.input("remote_reinvite", now))
+    d(lambda now: s.input("reinvite_answer_failed", now))
+    assert s.state is S.CONFIRMED and d.log[-1] == Command("respond_reinvite", {"status": 488})
+
+
+@pytest.mark.parametrize("local", [True, False])
+@pytest.mark.parametrize("during", ["reinviting", "reinvited"])
+def test_hang_ups_during_a_reinvite(during: str, local: bool) -> None:
+    s, d = confirmed_caller()
+    d(lambda now: s.input("reinvite" if during == "reinviting" else "remote_reinvite", now,
+                          hold=True))
+    d(lambda now: s.input("bye" if local else "remote_bye", now, request=BYE))
+    assert s.state is (S.TERMINATING if local else S.TERMINATED)
+    d(s.response, reply(200))  # a late 2xx of the call's INVITE: ACKed again
+    assert commands(d)[-1] in ("send_ack", "ack_and_bye")

@@ -54,6 +54,13 @@ async def test_alice_and_bob_hear_each_others_tone(kamailio: Kamailio) -> None:
                 break
             await asyncio.sleep(0.05)
         assert digits == [("4", "rtp"), ("2", "rtp"), ("#", "rtp")]
+        # hold and unhold: a re-INVITE with a sendonly offer, seen by both sides
+        assert await call.hold() is True
+        await asyncio.sleep(0.1)
+        assert call.held and answered.remote_hold
+        assert await call.unhold() is True
+        await asyncio.sleep(0.1)
+        assert not call.held and not answered.remote_hold
         ended = asyncio.ensure_future(answered.wait_for("terminated", timeout=10))
         call.bye()
         assert (await ended).cause is Cause.BYE
