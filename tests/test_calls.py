@@ -240,3 +240,29 @@ async def test_hold_on_a_call_that_is_not_up_is_misuse(pair: tuple[UA, UA]) -> N
     with pytest.raises(InvalidStateError):
         await call.hold()
     call.terminate()
+
+
+async def test_a_forked_call_the_first_answer_wins(devserver: DevServer) -> None:
+    def ua(name: str) -> UA:
+        return UA(uri=f"sip:{name}@{devserver.domain}", ws_servers=devserver.ws_url,
+                  password=f"{name}-secret", log={"builtin_enabled": False},
+                  session_description_handler_factory=signalling_only_factory)
+
+    alice, desk, mobile = ua("alice"), ua("bob"), ua("bob")  # bob has two devices
+    try:
+        await asyncio.gather(*(u.wait_for("registered", timeout=10)
+                               for u in (alice, desk, mobile)))
+        rings = [asyncio.ensure_future(incoming(u)) for u in (desk, mobile)]
+        call = alice.invite("bob")
+        on_desk, on_mobile = await asyncio.gather(*rings)  # both ring (the edge forks)
+        cancelled = asyncio.ensure_future(on_mobile.wait_for("terminated", timeout=10))
+        on_desk.accept()
+        await call.wait_for("confirmed", timeout=10)
+        assert (await cancelled).cause is Cause.CANCELED  # the edge cancels the other fork
+        assert call.dialog is not None and on_desk.dialog is not None
+        assert call.dialog.remote_tag == on_desk.dialog.local_tag
+        call.bye()
+        await on_desk.wait_for("terminated", timeout=10)
+    finally:
+        for u in (alice, desk, mobile):
+            await u.stop()
