@@ -174,6 +174,8 @@ class Session:
             options.setdefault("on_dtmf", self._rtp_dtmf)
         self.sdh: SessionDescriptionHandler = factory(self, options)  # type: ignore[assignment]
         self._reinvite_out: Request | None = None
+        self._rseqs: dict[str, int] = {}  # the last RSeq PRACKed, per early dialog (To tag)
+        self._early_answer = False  # an answer came in a reliable 1xx (RFC 3262 §5)
         self._reinvite_in: tuple[Request, ServerTransaction] | None = None
         self._dtmf_queue: list[tuple[str, int, int]] = []
         self._dtmf_task: asyncio.Task[None] | None = None
@@ -413,9 +415,12 @@ class Session:
             return
         assert self.target is not None
         ua = self.ua
+        extra = list(self._extra)
+        if ua.config.rel100.value == "required":
+            extra.append(("Require", "100rel"))  # SIP.js: required is not also in Supported
         request = ua.factory.request(
             "INVITE", self.target, branch=ua.core.new_branch(), from_tag=self._local_tag,
-            body=body, content_type=content_type, extra_headers=self._extra,
+            body=body, content_type=content_type, extra_headers=extra,
             route=ua._preloaded_route())
         self._invite = request
         ua._sessions[self.id] = self
@@ -468,7 +473,33 @@ class Session:
         self.ua.core.send(bye)
 
     def _do_apply_answer(self, response: Response) -> None:
-        if response.body:
+        # The offer/answer may have completed in a reliable 1xx: then the 2xx repeats it.
+        if response.body and not self._early_answer:
+            self._spawn(self._apply_answer(response))
+
+    def _do_send_prack(self, response: Response) -> None:
+        """PRACK a reliable provisional response (RFC 3262 §4), once per RSeq, in order; the
+        first one carrying an answer to our offer sets up early media."""
+        if self.ua.config.rel100.value == "none":
+            self.ua.log.warn("reliable provisional response ignored: rel100 is unsupported")
+            return
+        invite, to, rseq = self._invite, response.to, response.rseq
+        if invite is None or invite.cseq is None or to is None or not to.tag or rseq is None:
+            return
+        last = self._rseqs.get(to.tag)
+        if last is not None and rseq <= last:
+            return  # a retransmission, or out of order (§4)
+        self._rseqs[to.tag] = rseq
+        dialog = self.dialog
+        if dialog is None or dialog.remote_tag != to.tag:
+            dialog = Dialog.as_uac(invite, response)  # another fork's early dialog
+        prack = dialog.request(
+            "PRACK", via=self.ua.factory.via(self.ua.core.new_branch()),
+            extra_headers=[("RAck", f"{rseq} {invite.cseq.seq} INVITE"),
+                           ("User-Agent", self.ua.config.user_agent_string)])
+        self.ua.core.send(prack)
+        if response.body and not self._early_answer and dialog is self.dialog:
+            self._early_answer = True
             self._spawn(self._apply_answer(response))
 
     async def _apply_answer(self, response: Response) -> None:

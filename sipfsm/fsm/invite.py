@@ -224,8 +224,16 @@ class InviteSession(Model):
         self.effects.append(Command("send_invite"))
 
     def _progress(self, event: Any) -> None:
-        self.effects.append(Emit(SessionProgress(session=self.id,
-                                                 response=event.kwargs["response"])))
+        response = event.kwargs["response"]
+        self._prack_if_reliable(response)
+        self.effects.append(Emit(SessionProgress(session=self.id, response=response)))
+
+    def _prack_if_reliable(self, response: Response) -> None:
+        """RFC 3262 §4: a reliable provisional (Require: 100rel, RSeq) is answered with PRACK
+        (the adapter drops duplicates and RSeqs that do not increase)."""
+        if "100rel" in response.require and response.rseq is not None and response.to \
+                is not None and response.to.tag:
+            self.effects.append(Command("send_prack", {"response": response}))
 
     def _defer_cancel(self, event: Any) -> None:
         self._cancel_pending = True
@@ -236,6 +244,7 @@ class InviteSession(Model):
         self.effects.append(Emit(SessionCanceled(session=self.id)))
 
     def _deferred_cancel(self, event: Any) -> None:
+        self._prack_if_reliable(event.kwargs["response"])
         if self._cancel_pending:
             self._cancel_pending = False
             self.effects.append(Command("send_cancel"))

@@ -349,3 +349,22 @@ def test_hang_ups_during_a_reinvite(during: str, local: bool) -> None:
     assert s.state is (S.TERMINATING if local else S.TERMINATED)
     d(s.response, reply(200))  # a late 2xx of the call's INVITE: ACKed again
     assert commands(d)[-1] in ("send_ack", "ack_and_bye")
+
+
+def test_a_reliable_provisional_is_pracked() -> None:
+    def reliable(rseq: int) -> Response:
+        message = parse(f"SIP/2.0 183 X\r\nTo: <sip:bob@x.test>;tag=t1\r\nCSeq: 1 INVITE\r\n"
+                        f"Require: 100rel\r\nRSeq: {rseq}\r\n\r\n")
+        assert isinstance(message, Response)
+        return message
+
+    s, d = caller()
+    d(s.start)
+    d(s.response, reliable(7))
+    assert d.log[-2] == Command("send_prack", {"response": d.log[-2].args["response"]})
+    assert d.log[-2].args["response"].rseq == 7
+    d(s.response, reply(180))  # an unreliable one: no PRACK
+    assert commands(d).count("send_prack") == 1
+    d(lambda now: s.input("cancel", now))
+    d(s.response, reliable(8))  # while cancelling, reliable 1xx are still PRACKed
+    assert commands(d).count("send_prack") == 2
