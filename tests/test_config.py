@@ -1078,7 +1078,11 @@ def check_outcome(build: Callable[[], UAConfig], given: Mapping[Any, object]) ->
     repr(config)
     config.describe()
     if config.password is not None and len(config.password) >= 6:
-        assert config.password not in repr(config)
+        # A password that happens to be part of the rest of the text (e.g. "_serve" of
+        # "ws_servers") proves nothing: compare with the repr of the same config without it.
+        without = repr(dataclasses.replace(config, password=None))
+        if config.password not in without:
+            assert config.password not in repr(config)
 
 
 @given(st.dictionaries(NAMES, VALUES, max_size=6), st.booleans())
