@@ -81,7 +81,6 @@ outbound queue is unbounded): this is a development tool for loopback use.
 from __future__ import annotations
 
 import asyncio
-import math
 import secrets
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -194,8 +193,9 @@ class Binding:
         return self.contact.uri
 
     def expires_in(self, now: float) -> int:
-        """Whole seconds left at ``now`` (rounded up, never negative)."""
-        return max(0, math.ceil(self.expires_at - now))
+        """Whole seconds left at ``now`` (rounded to the nearest, never negative): a binding
+        made while its REGISTER was being handled reads what was granted, not a second more."""
+        return max(0, round(self.expires_at - now))
 
 
 class _Connection:

@@ -1,13 +1,13 @@
 """Run sipp (Debian's ``sip-tester``) on 127.0.0.1 for the interop tests and the call benchmark.
 
 A :class:`Sipp` is one sipp process over UDP with one of the scenarios in ``tests/sipp/``:
-it binds ``127.0.0.1:<port>`` only (``-i``/``-mi`` and ``-bind_local``), stops after ``calls``
-calls (``-m``), writes its unexpected messages (``-trace_err``) and its statistics
-(``-trace_stat``) to a temporary directory, and quits on a global timeout. :meth:`Sipp.run`
-blocks; :meth:`Sipp.start` / :meth:`Sipp.wait` run it beside an asyncio event loop (a sipfsm
-UA in the same process). Either way the outcome is a :class:`SippResult`: the exit code
-(0: every call succeeded; 1: at least one failed; 99: no call was processed...), the final
-statistics row and the error log.
+it binds 127.0.0.1 only (``-i``, ``-mi``, ``-ci`` and ``-bind_local``; SIP on ``port``), stops
+after ``calls`` calls (``-m``), writes its unexpected messages (``-trace_err``) and its
+statistics (``-trace_stat``) to a temporary directory, and quits on a global timeout.
+:meth:`Sipp.run` blocks; :meth:`Sipp.start` / :meth:`Sipp.wait` run it beside an asyncio event
+loop (a sipfsm UA in the same process). Either way the outcome is a :class:`SippResult`: the
+exit code (0: every call succeeded; 1: at least one failed; 99: no call was processed...), the
+final statistics row and the error log.
 
     result = Sipp("uac_call", remote=f"127.0.0.1:{kamailio.udp_port}", service="bob").run()
     assert result.ok, result.report()
@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import csv
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,7 +49,11 @@ LOOPBACK = "127.0.0.1"
 #: The sipp XML scenarios of the tests (``<name>.xml``).
 SCENARIOS = Path(__file__).with_name("sipp")
 
-_SBIN_DIRS = ("/usr/bin", "/usr/local/bin", "/usr/sbin", "/usr/local/sbin")
+_BIN_DIRS = ("/usr/bin", "/usr/local/bin", "/usr/sbin", "/usr/local/sbin")
+
+# "… while expecting '180' (index 2), received 'SIP/2.0 200 OK…" in sipp's error log.
+_UNEXPECTED = re.compile(
+    r"while expecting '([^']+)' \(index \d+\), received '(SIP/2\.0 \d+|[A-Z]+)")
 
 #: How long after the global ``-timeout`` the process is killed if it has not quit by itself.
 _KILL_GRACE = 10.0
@@ -66,7 +71,7 @@ def find_sipp() -> str | None:
     found = shutil.which("sipp")
     if found:
         return found
-    for directory in _SBIN_DIRS:
+    for directory in _BIN_DIRS:
         candidate = os.path.join(directory, "sipp")
         if os.access(candidate, os.X_OK):
             return candidate
@@ -123,6 +128,16 @@ def _int(row: Mapping[str, str], name: str) -> int:
         return int(float(value)) if value else 0
     except ValueError:
         return 0
+
+
+def _read_counts(workdir: Path) -> dict[str, int]:
+    """The last row of the ``*_counts.csv`` file that ``-trace_counts`` wrote, as integers."""
+    for path in workdir.glob("*_counts.csv"):
+        stats = SippStats.from_csv(path)
+        if stats is not None:
+            return {key: _int(stats.row, key) for key in stats.row
+                    if key and key[0].isdigit()}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -190,10 +205,33 @@ class SippResult:
     stats: SippStats | None
     errors: str  #: the -trace_err log (unexpected messages), possibly empty
     output: str  #: sipp's standard output and error (its last screen), at most 8 KiB
+    #: per scenario message, the last -trace_counts row: ``"<index>_<message>_<counter>"`` →
+    #: value, e.g. ``"7_BYE_Retrans"`` or ``"2_180_Unexp"``
+    counts: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
+
+    def per_message(self, counter: str) -> dict[str, int]:
+        """The non-zero ``counter`` ("Retrans", "Timeout", "Unexp"…) of each scenario message,
+        keyed ``"<index> <message>"`` (e.g. ``{"7 BYE": 12}``)."""
+        found: dict[str, int] = {}
+        for key, value in self.counts.items():
+            index, _, rest = key.partition("_")
+            message, _, name = rest.rpartition("_")
+            if name == counter and value:
+                found[f"{index} {message}"] = value
+        return found
+
+    def unexpected(self) -> dict[str, int]:
+        """What the unexpected messages were, from the error log: ``"wanted 180, got 200"`` →
+        how many times."""
+        found: dict[str, int] = {}
+        for wanted, got in _UNEXPECTED.findall(self.errors):
+            label = f"wanted {wanted}, got {got.split()[-1] if got.startswith('SIP/') else got}"
+            found[label] = found.get(label, 0) + 1
+        return found
 
     def report(self) -> str:
         """Everything worth reading when a test fails."""
@@ -205,6 +243,9 @@ class SippResult:
             lines.append(f"calls: {s.attempted} created, {s.successful} successful, "
                          f"{s.failed} failed {s.failures() or ''}, "
                          f"{s.retransmissions} retransmissions")
+        for counter in ("Retrans", "Timeout", "Unexp"):
+            if self.per_message(counter):
+                lines.append(f"{counter} by message: {self.per_message(counter)}")
         if self.errors.strip():
             lines += ["--- sipp errors ---", self.errors.strip()[-6000:]]
         if self.output.strip():
@@ -217,10 +258,12 @@ class Sipp:
     """One sipp run over UDP on 127.0.0.1 (see the module docstring).
 
     ``remote`` ("host:port") makes it a UAC sending there; without it, the scenario is a UAS
-    waiting on ``port``. ``rate`` calls per second (``-r``), ``pause_ms`` the length of the
-    scenario's ``<pause/>`` (``-d``), ``limit`` the concurrent calls (``-l``), ``service`` the
-    ``[service]`` keyword (``-s``). ``timeout`` seconds bound the whole run (``-timeout`` with
-    ``-timeout_error``; the process is killed a little later if it does not quit).
+    waiting on ``port``.  ``rate``: calls per second (``-r``); ``pause_ms``: the length of the
+    scenario's ``<pause/>`` (``-d``); ``limit``: concurrent calls (``-l``); ``service``: the
+    ``[service]`` keyword (``-s``); ``buff_size``: socket buffers in bytes (``-buff_size``;
+    sipp's default of 64 KiB overflows under a burst of about a hundred messages).  ``timeout``
+    seconds bound the whole run (``-timeout`` with ``-timeout_error``; the process is killed a
+    little later if it does not quit).
     """
 
     scenario: str | Path
@@ -231,6 +274,7 @@ class Sipp:
     pause_ms: int = 0
     limit: int | None = None
     service: str | None = None
+    buff_size: int | None = None
     timeout: float = 30.0
     extra_args: Sequence[str] = ()
     binary: str | None = None
@@ -256,6 +300,7 @@ class Sipp:
             "-i", LOOPBACK,
             "-mi", LOOPBACK,
             "-bind_local",
+            "-ci", LOOPBACK,  # the control socket too (it binds every address otherwise)
             "-p", str(self.port),
             "-m", str(self.calls),
             "-d", str(self.pause_ms),
@@ -264,6 +309,7 @@ class Sipp:
             "-timeout_error",
             "-trace_err", "-error_file", str(workdir / "errors.log"),
             "-trace_stat", "-stf", str(workdir / "stats.csv"), "-fd", "1",
+            "-trace_counts",  # <scenario>_<pid>_counts.csv in the working directory
         ]  # fmt: skip
         if self.rate is not None:
             command += ["-r", f"{self.rate:g}"]
@@ -271,6 +317,8 @@ class Sipp:
             command += ["-l", str(self.limit)]
         if self.service is not None:
             command += ["-s", self.service]
+        if self.buff_size is not None:
+            command += ["-buff_size", str(self.buff_size)]
         command += list(self.extra_args)
         if self.remote is not None:
             command.append(self.remote)
@@ -296,7 +344,7 @@ class Sipp:
             output = ""
         result = SippResult(command=self._command, returncode=returncode, timed_out=timed_out,
                             stats=SippStats.from_csv(workdir / "stats.csv"), errors=errors,
-                            output=output)
+                            output=output, counts=_read_counts(workdir))
         if not self.keep_dir:
             shutil.rmtree(workdir, ignore_errors=True)
             self._workdir = None
