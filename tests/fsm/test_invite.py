@@ -369,3 +369,12 @@ def test_a_reliable_provisional_is_pracked() -> None:
     d(lambda now: s.input("cancel", now))
     d(s.response, reliable(8))  # while cancelling, reliable 1xx are still PRACKed
     assert commands(d).count("send_prack") == 2
+
+
+@pytest.mark.parametrize("trigger", ["reinvite", "remote_reinvite"])
+def test_a_retransmitted_2xx_during_a_reinvite_is_acked_again(trigger: str) -> None:
+    s, d = confirmed_caller()
+    d(lambda now: s.input(trigger, now, hold=True))
+    assert s.state in (S.REINVITING, S.REINVITED)
+    d(s.response, reply(200))  # the call's INVITE 2xx, again
+    assert commands(d)[-1] == "send_ack" and s.state in (S.REINVITING, S.REINVITED)
