@@ -18,12 +18,13 @@ __all__ = ["TimerScope", "Timers"]
 class Timers:
     """At most one armed timer per key; arming a key again replaces it."""
 
-    __slots__ = ("_handles", "_loop", "_scopes")
+    __slots__ = ("_handles", "_loop", "_names", "_scopes")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop or asyncio.get_running_loop()
         self._handles: dict[str, asyncio.TimerHandle] = {}
         self._scopes: dict[str, Callable[[str], None]] = {}
+        self._names: dict[str, set[str]] = {}  # scope prefix → its armed keys
 
     def now(self) -> float:
         """The loop's monotonic time, in seconds."""
@@ -38,24 +39,41 @@ class Timers:
         """Arm ``key`` to fire at monotonic time ``at``."""
         self.cancel(key)
         self._handles[key] = self._loop.call_at(at, self._expired, key)
+        self._names.setdefault(key.partition(":")[0], set()).add(key)
 
     def cancel(self, key: str) -> None:
         """Disarm ``key`` (nothing happens if it is not armed)."""
         handle = self._handles.pop(key, None)
         if handle is not None:
             handle.cancel()
+            self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        scope = key.partition(":")[0]
+        names = self._names.get(scope)
+        if names is not None:
+            names.discard(key)
+            if not names:
+                del self._names[scope]
 
     def cancel_all(self, prefix: str = "") -> None:
-        """Disarm every timer (whose key starts with ``prefix``)."""
-        for key in [k for k in self._handles if k.startswith(prefix)]:
-            self._handles.pop(key).cancel()
+        """Disarm every timer (of the scope ``prefix``, given as ``"name:"``; all if empty)."""
+        if not prefix:
+            keys = list(self._handles)
+        else:
+            keys = [k for k in self._names.get(prefix.rstrip(":"), ()) if k.startswith(prefix)]
+        for key in keys:
+            self.cancel(key)
 
     def armed(self, prefix: str = "") -> list[str]:
-        """The keys of the armed timers (that start with ``prefix``)."""
-        return [k for k in self._handles if k.startswith(prefix)]
+        """The keys of the armed timers (of the scope ``prefix``; all if empty)."""
+        if not prefix:
+            return list(self._handles)
+        return [k for k in self._names.get(prefix.rstrip(":"), ()) if k.startswith(prefix)]
 
     def _expired(self, key: str) -> None:
         self._handles.pop(key, None)
+        self._forget(key)
         prefix, _, name = key.partition(":")
         self._scopes[prefix](name)
 
