@@ -354,9 +354,7 @@ class Session:
             self.reject(480)
 
     def _require(self, trigger: str, **kwargs: Any) -> None:
-        done: list[bool] = []
-        self._input(lambda now: done.append(self.machine.input(trigger, now, **kwargs)))
-        if not done[0]:
+        if not self._input_ok(trigger, **kwargs):
             raise InvalidStateError(f"cannot {trigger} a call that is {self.state.value}")
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -543,13 +541,20 @@ class Session:
         invite = self._invite
         if transaction is None or invite is None or transaction.terminated:
             return None
+        return self._answer(invite, transaction, status, body, content_type, supported=True)
+
+    def _answer(self, request: Request, transaction: ServerTransaction, status: int,
+                body: str | None, content_type: str | None, *, supported: bool) -> Response:
+        """Respond to an INVITE or re-INVITE of ours: Contact on 1xx/2xx, Allow (and, for the
+        dialog-making INVITE, Supported) on 2xx, our To tag, the body given."""
         headers: list[tuple[str, str]] = []
         if status < 300:
             headers.append(("Contact", f"<{self.ua.factory.contact_uri}>"))
         if 200 <= status < 300:
             headers.append(("Allow", ",".join(self.ua.core.allowed)))
-            headers.append(("Supported", ", ".join(self.ua.factory.supported("INVITE"))))
-        response = make_response(invite, status, to_tag=self._local_tag, headers=headers,
+            if supported:
+                headers.append(("Supported", ", ".join(self.ua.factory.supported("INVITE"))))
+        response = make_response(request, status, to_tag=self._local_tag, headers=headers,
                                  body=body or b"", content_type=content_type,
                                  user_agent=self.ua.config.user_agent_string)
         self.ua.core.send_response(transaction, response)
@@ -665,15 +670,8 @@ class Session:
         if self._reinvite_in is None:
             return
         request, transaction = self._reinvite_in
-        headers: list[tuple[str, str]] = []
-        if status < 300:
-            headers += [("Contact", f"<{self.ua.factory.contact_uri}>"),
-                        ("Allow", ",".join(self.ua.core.allowed))]
         body, content_type = answer if answer is not None else (None, None)
-        response = make_response(request, status, to_tag=self._local_tag, headers=headers,
-                                 body=body or b"", content_type=content_type,
-                                 user_agent=self.ua.config.user_agent_string)
-        self.ua.core.send_response(transaction, response)
+        self._answer(request, transaction, status, body, content_type, supported=False)
 
     # -- both ------------------------------------------------------------------------------------
 
