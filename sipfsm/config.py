@@ -32,7 +32,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
@@ -638,8 +638,37 @@ def _default_user_agent(_: Mapping[str, object]) -> str:
     return f"sipfsm/{__version__}"
 
 
+class _Frozen(Mapping[str, object]):
+    """A read-only mapping that still copies and pickles (``MappingProxyType`` does neither)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, object]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> object:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __reduce__(self) -> tuple[type[_Frozen], tuple[dict[str, object]]]:
+        return (_Frozen, (self._data,))
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+
+# One read-only default shared by every UA that gives no options (ten thousand UAs, one copy).
+_DEFAULT_SDH_OPTIONS: Final[Mapping[str, object]] = _Frozen({
+    "constraints": _Frozen({}), "peer_connection_options": _Frozen({})})
+
+
 def _default_sdh_options(_: Mapping[str, object]) -> Mapping[str, object]:
-    return {"constraints": {}, "peer_connection_options": {}}
+    return _DEFAULT_SDH_OPTIONS
 
 
 # The order matters only for derived defaults: ``uri`` comes before what is derived from it.
@@ -749,7 +778,8 @@ def _plain(name: str, value: object) -> object:
         return {"builtin_enabled": value.builtin_enabled, "level": value.level,
                 "connector": _plain("connector", value.connector)}
     if isinstance(value, Mapping):
-        return dict(value)
+        return {key: dict(item) if isinstance(item, _Frozen) else item
+                for key, item in value.items()}
     if isinstance(value, StrEnum):
         return value.value
     if callable(value):

@@ -265,7 +265,7 @@ class UA:
             self._reg_input(lambda now: self.registration.unregister(now, all=all))
 
     def _timers(self) -> Timers:
-        """The UA's one timer table (every machine has a scope in it)."""
+        """The UA's clock, which hands each machine its timer scope."""
         if self._timer_table is None:
             self._timer_table = Timers()
         return self._timer_table

@@ -194,12 +194,15 @@ def test_default_instance_id_is_a_random_uuid4() -> None:
     assert first != second
 
 
-def test_default_handler_options_are_not_shared_between_configs() -> None:
+def test_default_handler_options_are_read_only_so_sharing_them_is_safe() -> None:
     first, second = make(), make()
-    a = first.session_description_handler_factory_options["constraints"]
-    b = second.session_description_handler_factory_options["constraints"]
-    assert a == b == {}
-    assert a is not b
+    options = first.session_description_handler_factory_options
+    assert options == second.session_description_handler_factory_options
+    assert options == {"constraints": {}, "peer_connection_options": {}}
+    with pytest.raises(TypeError):
+        options["constraints"] = {"audio": True}  # type: ignore[index]
+    with pytest.raises(TypeError):
+        options["constraints"]["audio"] = True  # type: ignore[index]
 
 
 def test_ws_servers_has_no_default() -> None:

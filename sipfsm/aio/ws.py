@@ -215,6 +215,9 @@ class WebSocketRunner:
                 if self._trace is not None:
                     self._trace("received", data, self.transport.server)
                 self._frame(number, data)
+                # Not kept alive by this frame while it waits for the next one (the last
+                # message of an idle UA would otherwise live as long as its connection).
+                del message, data
         except (aiohttp.ClientError, OSError) as exc:
             reason = _describe(exc)
         code = ws.close_code
@@ -229,21 +232,33 @@ class WebSocketRunner:
     async def _write(self, socket: _Socket, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Write the queued frames in order, then end (the next send starts a new writer)."""
         outbox = socket.outbox
-        while outbox:
-            data = outbox.pop(0)  # a few frames at most: a list is lighter than a deque
-            if self._trace is not None:
-                self._trace("sent", data, self.transport.server)
-            try:
-                await ws.send_str(data)
-            except (aiohttp.ClientError, ConnectionError, RuntimeError):
-                outbox.clear()
-                return  # the reader sees the close and reports it
+        try:
+            while outbox:
+                data = outbox.pop(0)  # a few frames at most: a list is lighter than a deque
+                if self._trace is not None:
+                    self._trace("sent", data, self.transport.server)
+                try:
+                    await ws.send_str(data)
+                except (aiohttp.ClientError, ConnectionError, RuntimeError):
+                    outbox.clear()
+                    return  # the reader sees the close and reports it
+        finally:
+            if socket.writer is asyncio.current_task():
+                socket.writer = None  # a finished task and its frame are not kept
 
 
 def _forget_handshake(ws: aiohttp.ClientWebSocketResponse) -> None:
     """Drop what aiohttp keeps of the HTTP upgrade (the 101's headers, the request's), which
     nothing reads once the WebSocket is open: about 4 KiB per connection, which is a sixth of
     an idle UA.  Attributes that a future aiohttp lacks are simply skipped."""
+    # The connection's HTTP response parser is never fed again once the 101 has switched the
+    # protocol to WebSocket frames (aiohttp routes every byte to the frame parser), yet it holds
+    # its buffers for the connection's life: about 2.5 KiB.
+    connection = getattr(ws, "_conn", None)
+    protocol = getattr(connection, "protocol", None)
+    if protocol is not None and getattr(protocol, "_upgraded", False):
+        with contextlib.suppress(AttributeError, TypeError):
+            protocol._parser = None
     response = getattr(ws, "_response", None)
     if response is None:
         return
