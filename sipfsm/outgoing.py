@@ -169,9 +169,12 @@ class RequestFactory:
         body: bytes | str = b"",
         content_type: str | None = None,
         extra_headers: Iterable[tuple[str, str] | str] = (),
+        from_: str | None = None,
+        contact_uri: URI | None = None,
     ) -> Request:
         """An out-of-dialog request to ``target``.  ``route`` is the current server's preloaded
-        Route, used when ``use_preloaded_route`` is set."""
+        Route, used when ``use_preloaded_route`` is set; ``from_`` replaces our From (with its
+        tag), ``contact_uri`` our Contact."""
         config = self.config
         request = Request(method, target)
         headers = request.headers
@@ -180,12 +183,13 @@ class RequestFactory:
         headers.add("Via", self.via(branch))
         headers.add("Max-Forwards", "70")
         headers.add("To", to if to is not None else f"<{target}>")
-        headers.add("From", self.name_addr(config.uri, tag=from_tag or new_tag()))
+        headers.add("From", from_ if from_ is not None
+                    else self.name_addr(config.uri, tag=from_tag or new_tag()))
         headers.add("Call-ID", call_id or new_call_id())
         headers.add("CSeq", f"{cseq if cseq is not None else secrets.randbelow(9999) + 1} "
                             f"{method}")
         if contact and method not in ("ACK", "CANCEL", "BYE", "MESSAGE"):
-            headers.add("Contact", f"<{self.contact_uri}>")
+            headers.add("Contact", f"<{contact_uri or self.contact_uri}>")
         if method not in ("ACK", "CANCEL"):
             headers.add("Allow", ",".join(DEFAULT_METHODS))
         for extra in extra_headers:

@@ -11,8 +11,11 @@ arrive on the UA's ``invite`` event.  A session has ``accept()``, ``reject()``, 
 ``failed``, ``cancel``, ``bye``, ``dtmf``, ``terminated`` (each with the bus event as argument).
 ``session.dtmf("123#")`` sends DTMF by INFO or RFC 4733 (``dtmf_type``).
 
-Not yet here (issue 6 goes on): reliable provisional responses (100rel/PRACK), re-INVITE and
-hold, early media.  An in-dialog re-INVITE, UPDATE or PRACK is answered 501.
+A callee's ``progress(status_code, rel100=…, early_media=…)`` sends a provisional response;
+reliable ones (RFC 3262) carry RSeq and are retransmitted until the caller's PRACK, and a 183
+with early media carries our answer (or, for an INVITE without SDP, our offer, answered in the
+PRACK).  ``invite_without_sdp`` calls put the offer in the 2xx (or a reliable 1xx) and the answer
+in the ACK (or the PRACK).
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ class Session:
         self._extra = list(extra_headers)
         self._listeners: dict[str, list[Callable[[Any], object]]] = {}
         self._timers: TimerScope = ua._timers().scope(f"s{self.id}", self._timer_fired)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._local_tag = new_tag()
         self._ok: Response | None = None
         # SIP.js's defaults (empty ``constraints`` and ``peer_connection_options``) mean
@@ -177,6 +180,15 @@ class Session:
         self._rseqs: dict[str, int] = {}  # the last RSeq PRACKed, per early dialog (To tag)
         self._early_answer = False  # an answer came in a reliable 1xx (RFC 3262 §5)
         self._reinvite_in: tuple[Request, ServerTransaction] | None = None
+        # Offer/answer state beyond the plain "offer in the INVITE, answer in the 2xx":
+        self._without_sdp = False  # caller: our INVITE carries no offer
+        self._anonymous = False  # caller: From anonymous, Privacy: id (RFC 3323/3325)
+        self._local_sdp: asyncio.Future[tuple[str, str]] | None = None  # our answer or offer
+        self._remote_answer_due = False  # callee: our offer went out, its answer has not come
+        self._early_offer = False  # callee: a reliable 1xx carried our offer (PRACK answers)
+        self._reliable_1xx: Response | None = None  # callee: the one awaiting its PRACK
+        self._prack_in: ServerTransaction | None = None  # the PRACK being answered
+        self._early_offer_answered = False
         self._dtmf_queue: list[tuple[str, int, int]] = []
         self._dtmf_task: asyncio.Task[None] | None = None
         self.remote_identity = None if invite is None else invite.from_
@@ -228,6 +240,92 @@ class Session:
         if not 300 <= status_code <= 699:
             raise ValueError(f"a rejection needs a status from 300 to 699, not {status_code}")
         self._require("reject", status=status_code)
+
+    def progress(self, status_code: int = 180, *, rel100: bool | None = None,
+                 early_media: bool | None = None,
+                 extra_headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Callee: send a provisional response (101–199) before answering.
+
+        ``rel100`` — send it reliably (RFC 3262: ``Require: 100rel``, ``RSeq``, retransmitted
+        until the caller's PRACK; 504 and cause ``No PRACK`` after 64·T1 without one).  ``None``
+        (the default) means reliably when the INVITE requires 100rel, or supports it and this
+        UA's ``rel100`` is ``required``; ``True`` needs the caller's support and a UA whose
+        ``rel100`` is not ``none``; ``False`` is refused when the caller requires 100rel.
+        ``early_media`` (default: for a 183) puts our session description in it: the answer to
+        the INVITE's offer, or our offer when the INVITE had none (then the 1xx must be
+        reliable and the caller answers in its PRACK).  Reliable responses go out one at a
+        time, each after the previous one's PRACK.
+        """
+        if not 101 <= status_code <= 199:
+            raise ValueError(f"a provisional response needs a status from 101 to 199, "
+                             f"not {status_code}")
+        if self.machine.caller or self.state not in (InviteState.RINGING,
+                                                     InviteState.ANSWERING):
+            raise InvalidStateError(f"cannot send progress on a call that is "
+                                    f"{self.state.value}")
+        reliable = self._reliable(rel100)
+        early = status_code == 183 if early_media is None else early_media
+        invite = self._invite
+        assert invite is not None
+        if early and not invite.body and not reliable:
+            raise ValueError("early media with an INVITE without SDP needs a reliable "
+                             "provisional response (the caller answers in its PRACK)")
+        headers = tuple(extra_headers)
+        if early:
+            self._spawn(self._early_progress(status_code, reliable, headers))
+        else:
+            self._input(lambda now: self.machine.progress(now, status_code, reliable=reliable,
+                                                          headers=headers))
+
+    def _reliable(self, rel100: bool | None) -> bool:
+        """Whether a provisional response goes out reliably (decision 7)."""
+        invite = self._invite
+        assert invite is not None
+        requires = "100rel" in invite.require
+        supports = requires or "100rel" in invite.supported
+        ours = self.ua.config.rel100.value
+        if rel100 is None:
+            return requires or (supports and ours == "required")
+        if rel100 and not supports:
+            raise ValueError("the caller does not support 100rel: no reliable provisional "
+                             "response can be sent")
+        if rel100 and ours == "none":
+            raise ValueError("this UA's rel100 is 'none': it cannot send reliable "
+                             "provisional responses")
+        if not rel100 and requires:
+            raise ValueError("the caller requires 100rel: provisional responses must be "
+                             "reliable")
+        return rel100
+
+    async def _early_progress(self, status: int, reliable: bool,
+                              headers: tuple[tuple[str, str], ...]) -> None:
+        try:
+            body = await self._local_description()
+        except Exception as exc:  # no description to send: the call cannot go on
+            self.ua.log.warn("no early media description", error=repr(exc))
+            status_code = 488 if isinstance(exc, IncompatibleSDP) else 480
+            self._input(lambda now: self.machine.input("reject", now, status=status_code))
+            return
+        if not self._invite or not self._invite.body:
+            self._early_offer = True
+        self._input(lambda now: self.machine.progress(now, status, reliable=reliable,
+                                                      body=body, headers=headers))
+
+    def _local_description(self) -> asyncio.Future[tuple[str, str]]:
+        """Callee: our answer to the INVITE's offer (or our offer, for an INVITE without one),
+        made once and shared by early media and the 2xx."""
+        if self._local_sdp is None:
+            self._local_sdp = asyncio.ensure_future(self._describe())
+            self._tasks.add(self._local_sdp)
+            self._local_sdp.add_done_callback(self._tasks.discard)
+        return self._local_sdp
+
+    async def _describe(self) -> tuple[str, str]:
+        invite = self._invite
+        assert invite is not None
+        if invite.body:
+            await self.sdh.set_description(invite.text)
+        return await self.sdh.get_description()
 
     def cancel(self) -> None:
         """Give up an outgoing call that has not been answered."""
@@ -405,21 +503,29 @@ class Session:
         self._spawn(self._send_invite())
 
     async def _send_invite(self) -> None:
-        try:
-            body, content_type = await self.sdh.get_description()
-        except Exception as exc:  # the media could not make an offer
-            self.ua.log.warn("no offer", error=repr(exc))
-            self._input(lambda now: self.machine.failed(Cause.WEBRTC_ERROR, now))
-            return
+        body, content_type = "", None
+        if not self._without_sdp:
+            try:
+                body, content_type = await self.sdh.get_description()
+            except Exception as exc:  # the media could not make an offer
+                self.ua.log.warn("no offer", error=repr(exc))
+                self._input(lambda now: self.machine.failed(Cause.WEBRTC_ERROR, now))
+                return
         assert self.target is not None
         ua = self.ua
         extra = list(self._extra)
         if ua.config.rel100.value == "required":
             extra.append(("Require", "100rel"))  # SIP.js: required is not also in Supported
+        from_ = None
+        if self._anonymous:
+            # RFC 3323/3325: an anonymous From, our identity asserted for the edge only.
+            from_ = f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={self._local_tag}'
+            extra += [("P-Preferred-Identity", f"<{ua.config.uri}>"), ("Privacy", "id")]
         request = ua.factory.request(
             "INVITE", self.target, branch=ua.core.new_branch(), from_tag=self._local_tag,
             body=body, content_type=content_type, extra_headers=extra,
-            route=ua._preloaded_route())
+            route=ua._preloaded_route(), from_=from_,
+            contact_uri=ua.identity.temp_gruu if self._anonymous else None)
         self._invite = request
         ua._sessions[self.id] = self
         ua.core.send(request, owner=_InviteRequest(self, request))
@@ -453,9 +559,45 @@ class Session:
         invite = self._reinvite_out if reinvite else self._invite
         if dialog is None or invite is None or invite.cseq is None:
             return
+        if self._without_sdp and not reinvite and not self._early_answer:
+            # Our INVITE had no offer: the 2xx has it, and our answer goes in the ACK.
+            self._spawn(self._send_ack_with_answer(response, dialog, invite.cseq.seq))
+            return
         ack = dialog.request("ACK", via=self.ua.factory.via(self.ua.core.new_branch()),
                              cseq=invite.cseq.seq)
         self.ua.core.send_outside_transaction(ack)
+
+    async def _send_ack_with_answer(self, response: Response, dialog: Dialog,
+                                    cseq: int) -> None:
+        answer: tuple[str, str] | None = None
+        failure: Exception | None = None
+        try:
+            answer = await self._answer_remote_offer(response)
+        except Exception as exc:  # no offer in the 2xx, or one we cannot answer
+            failure = exc
+        body, content_type = answer if answer is not None else ("", None)
+        ack = dialog.request("ACK", via=self.ua.factory.via(self.ua.core.new_branch()),
+                             cseq=cseq, body=body, content_type=content_type)
+        self.ua.core.send_outside_transaction(ack)
+        if failure is not None:
+            self.ua.log.warn("cannot answer the offer of the 2xx", error=repr(failure))
+            with contextlib.suppress(InvalidStateError):
+                self._require("bye", cause=Cause.BAD_MEDIA_DESCRIPTION)
+
+    def _answer_remote_offer(self, response: Response) -> asyncio.Future[tuple[str, str]]:
+        """Caller without an offer: our answer to the peer's offer (in a reliable 1xx or the
+        2xx), made once; retransmitted 2xxs are ACKed with the same answer."""
+        if self._local_sdp is None:
+            self._local_sdp = asyncio.ensure_future(self._answer_offer(response))
+            self._tasks.add(self._local_sdp)
+            self._local_sdp.add_done_callback(self._tasks.discard)
+        return self._local_sdp
+
+    async def _answer_offer(self, response: Response) -> tuple[str, str]:
+        if not response.body:
+            raise IncompatibleSDP("the response carries no offer")
+        await self.sdh.set_description(response.text)
+        return await self.sdh.get_description()
 
     def _do_ack_and_bye(self, response: Response) -> None:
         """ACK a 2xx we do not want, then hang up that dialog (§13.2.2.4)."""
@@ -472,7 +614,8 @@ class Session:
 
     def _do_apply_answer(self, response: Response) -> None:
         # The offer/answer may have completed in a reliable 1xx: then the 2xx repeats it.
-        if response.body and not self._early_answer:
+        # Without an offer of ours, the 2xx's body is an offer, answered in the ACK.
+        if response.body and not self._early_answer and not self._without_sdp:
             self._spawn(self._apply_answer(response))
 
     def _do_send_prack(self, response: Response) -> None:
@@ -491,14 +634,31 @@ class Session:
         dialog = self.dialog
         if dialog is None or dialog.remote_tag != to.tag:
             dialog = Dialog.as_uac(invite, response)  # another fork's early dialog
-        prack = dialog.request(
-            "PRACK", via=self.ua.factory.via(self.ua.core.new_branch()),
-            extra_headers=[("RAck", f"{rseq} {invite.cseq.seq} INVITE"),
-                           ("User-Agent", self.ua.config.user_agent_string)])
-        self.ua.core.send(prack)
+        rack = f"{rseq} {invite.cseq.seq} INVITE"
         if response.body and not self._early_answer and dialog is self.dialog:
             self._early_answer = True
+            if self._without_sdp:  # the 1xx carries the offer: our answer goes in the PRACK
+                self._spawn(self._prack_with_answer(response, dialog, rack))
+                return
             self._spawn(self._apply_answer(response))
+        prack = dialog.request(
+            "PRACK", via=self.ua.factory.via(self.ua.core.new_branch()),
+            extra_headers=[("RAck", rack), ("User-Agent", self.ua.config.user_agent_string)])
+        self.ua.core.send(prack)
+
+    async def _prack_with_answer(self, response: Response, dialog: Dialog, rack: str) -> None:
+        try:
+            body, content_type = await self._answer_remote_offer(response)
+        except Exception as exc:  # an offer we cannot answer: give the call up
+            self.ua.log.warn("cannot answer the offer of the reliable 1xx", error=repr(exc))
+            with contextlib.suppress(InvalidStateError):
+                self.cancel()
+            return
+        prack = dialog.request(
+            "PRACK", via=self.ua.factory.via(self.ua.core.new_branch()), body=body,
+            content_type=content_type,
+            extra_headers=[("RAck", rack), ("User-Agent", self.ua.config.user_agent_string)])
+        self.ua.core.send(prack)
 
     async def _apply_answer(self, response: Response) -> None:
         try:
@@ -532,8 +692,12 @@ class Session:
         assert invite is not None
         self._dialog(Dialog.as_uas(invite, self._local_tag))
         self.ua._sessions[self.id] = self
-        self._respond(180)
-        self._input(lambda now: self.machine.start(now, no_answer=no_answer, expires=expires))
+        cseq = invite.cseq.seq if invite.cseq is not None else 0
+        self._input(lambda now: self.machine.start(now, no_answer=no_answer, expires=expires,
+                                                   invite_cseq=cseq))
+        # The automatic 180 (SIP.js's), reliable when the caller requires it (decision 7).
+        reliable = self._reliable(None)
+        self._input(lambda now: self.machine.progress(now, 180, reliable=reliable))
 
     def _respond(self, status: int, body: str | None = None, content_type: str | None = None
                  ) -> Response | None:
@@ -544,10 +708,11 @@ class Session:
         return self._answer(invite, transaction, status, body, content_type, supported=True)
 
     def _answer(self, request: Request, transaction: ServerTransaction, status: int,
-                body: str | None, content_type: str | None, *, supported: bool) -> Response:
+                body: str | None, content_type: str | None, *, supported: bool,
+                extra: Iterable[tuple[str, str]] = ()) -> Response:
         """Respond to an INVITE or re-INVITE of ours: Contact on 1xx/2xx, Allow (and, for the
         dialog-making INVITE, Supported) on 2xx, our To tag, the body given."""
-        headers: list[tuple[str, str]] = []
+        headers: list[tuple[str, str]] = list(extra)
         if status < 300:
             headers.append(("Contact", f"<{self.ua.factory.contact_uri}>"))
         if 200 <= status < 300:
@@ -567,9 +732,7 @@ class Session:
         invite = self._invite
         assert invite is not None
         try:
-            if invite.body:
-                await self.sdh.set_description(invite.text)
-            body, content_type = await self.sdh.get_description()
+            body, content_type = await self._local_description()
         except IncompatibleSDP as exc:
             self.ua.log.warn("incompatible offer", error=str(exc))
             self._input(lambda now: self.machine.input("answer_failed", now, status=488))
@@ -586,8 +749,75 @@ class Session:
             self._ok = self._respond(status, *answer)
             if self.dialog is not None:
                 self.dialog.confirm()
+            invite = self._invite
+            # Our offer in the 2xx (an INVITE without SDP) is answered in the ACK.
+            self._remote_answer_due = invite is not None and not invite.body \
+                and not self._early_offer
         else:
             self._respond(status)
+
+    def _do_send_provisional(self, status: int, rseq: int | None,
+                             body: tuple[str, str] | None,
+                             headers: tuple[tuple[str, str], ...]) -> None:
+        transaction, invite = self._transaction, self._invite
+        if transaction is None or invite is None or transaction.terminated:
+            return
+        extra = list(headers)
+        if rseq is not None:
+            extra += [("Require", "100rel"), ("RSeq", str(rseq))]
+        text, content_type = body if body is not None else (None, None)
+        response = self._answer(invite, transaction, status, text, content_type,
+                                supported=False, extra=extra)
+        if rseq is not None:
+            self._reliable_1xx = response
+
+    def _do_resend_provisional(self) -> None:
+        transaction = self._transaction
+        if self._reliable_1xx is not None and transaction is not None \
+                and not transaction.terminated:
+            self.ua.core.send_response(transaction, self._reliable_1xx)
+
+    def _on_prack(self, request: Request, transaction: ServerTransaction) -> None:
+        """A PRACK (RFC 3262 §3): 200 if its RAck names the reliable 1xx awaiting it, else 481;
+        it must carry the answer when that 1xx carried our offer (else 400), and may carry no
+        new offer (488: offers in PRACK are not supported)."""
+        rack = request.rack
+        if rack is None:
+            self.ua.core.respond(transaction, 400, "Missing RAck header field",
+                                 to_tag=self._local_tag)
+            return
+        if self.machine.caller or self.machine.unacknowledged != rack.rseq:
+            self.ua.core.respond(transaction, 481, to_tag=self._local_tag)
+            return
+        answer_due = self._early_offer and not self._early_offer_answered
+        if answer_due and not request.body:
+            self.ua.core.respond(transaction, 400, "Missing session description",
+                                 to_tag=self._local_tag)
+            return
+        if request.body and not answer_due:
+            self.ua.core.respond(transaction, 488, "Offers in PRACK are not supported",
+                                 to_tag=self._local_tag)
+            return
+        self._prack_in = transaction
+        if not self._input_ok_prack(rack.rseq, rack.cseq, rack.method):
+            self._prack_in = None
+            self.ua.core.respond(transaction, 481, to_tag=self._local_tag)
+            return
+        if answer_due:
+            self._early_offer_answered = True
+            self._spawn(self._apply_remote_answer(request.text))
+
+    def _input_ok_prack(self, rseq: int, cseq: int, method: str) -> bool:
+        done: list[bool] = []
+        self._input(lambda now: done.append(self.machine.prack(now, rseq, cseq, method)))
+        return done[0]
+
+    def _do_answer_prack(self, status: int) -> None:
+        transaction = self._prack_in
+        if transaction is not None:
+            self._prack_in = None
+            self._reliable_1xx = None
+            self.ua.core.respond(transaction, status, to_tag=self._local_tag)
 
     def _do_resend_2xx(self) -> None:
         transaction = self._transaction
@@ -597,7 +827,25 @@ class Session:
             self.ua.core.send_outside_transaction(self._ok)
 
     def _on_ack(self, request: Request) -> None:
+        answer_due = self._remote_answer_due and self.state is InviteState.ACCEPTED
         self._input(lambda now: self.machine.input("ack", now))
+        if not answer_due:
+            return
+        self._remote_answer_due = False
+        if request.body:
+            self._spawn(self._apply_remote_answer(request.text))
+        else:  # our offer went unanswered: RFC 3264 has no way on; hang up
+            self.ua.log.warn("the ACK carries no answer to our offer")
+            with contextlib.suppress(InvalidStateError):
+                self._require("bye", cause=Cause.BAD_MEDIA_DESCRIPTION)
+
+    async def _apply_remote_answer(self, text: str) -> None:
+        try:
+            await self.sdh.set_description(text)
+        except Exception as exc:  # a bad answer: hang up (SIP.js: 'Bad Media Description')
+            self.ua.log.warn("bad answer", error=repr(exc))
+            with contextlib.suppress(InvalidStateError):
+                self._require("bye", cause=Cause.BAD_MEDIA_DESCRIPTION)
 
     def _on_cancel(self) -> None:
         self._input(lambda now: self.machine.input("remote_cancel", now))

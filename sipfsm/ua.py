@@ -24,7 +24,7 @@ from .aio.clock import Timers, TimerScope
 from .aio.ws import WebSocketRunner
 from .bus import EventBus, EventView
 from .causes import Cause
-from .config import UAConfig
+from .config import Supported, UAConfig
 from .core import Core, OutgoingRequest
 from .errors import ConfigurationError
 from .events import (
@@ -356,14 +356,24 @@ class UA:
     # -- calls -------------------------------------------------------------------------------------
 
     def invite(self, target: str | URI, *, extra_headers: Iterable[tuple[str, str]] = (),
+               invite_without_sdp: bool = False, anonymous: bool = False,
                session_description_handler_options: Mapping[str, Any] | None = None
                ) -> Session:
         """Call ``target``; the returned :class:`~sipfsm.session.Session` reports
         ``progress``, ``accepted``, ``confirmed``, ``failed``, ``terminated``…  The INVITE goes
-        out as soon as the media offer is ready and the transport connected."""
+        out as soon as the media offer is ready and the transport connected.
+
+        ``invite_without_sdp``: send no offer; the callee offers in its 2xx (or a reliable 1xx)
+        and our answer goes in the ACK (or the PRACK).  ``anonymous``: ``From: "Anonymous"
+        <sip:anonymous@anonymous.invalid>`` with ``P-Preferred-Identity`` (our AoR, for the
+        edge) and ``Privacy: id`` (RFC 3323/3325); the Contact is our temporary GRUU when the
+        registrar gave one, else our random ``.invalid`` device contact, which names nobody.
+        """
         session = Session(self, caller=True, target=self.normalize_target(target),
                           sdh_options=session_description_handler_options,
                           extra_headers=extra_headers)
+        session._without_sdp = invite_without_sdp
+        session._anonymous = anonymous
         session._start()
         return session
 
@@ -390,6 +400,11 @@ class UA:
             core.respond(transaction, 400, "Missing Contact header field")
             return
         if not isinstance(transaction, InviteServerTransaction):
+            return
+        if self.config.rel100 is Supported.REQUIRED and "100rel" not in request.require \
+                and "100rel" not in request.supported:
+            # Decision 7 (RFC 3262 §3): we require 100rel and the caller cannot do it.
+            core.respond(transaction, 421, headers=[("Require", "100rel")])
             return
         session = Session(self, caller=False, invite=request, transaction=transaction)
         session._incoming(float(self.config.no_answer_timeout),
@@ -421,8 +436,10 @@ class UA:
             session._on_bye(request, transaction)
         elif request.method == "INFO":
             session._on_info(request, transaction)
+        elif request.method == "PRACK":
+            session._on_prack(request, transaction)
         else:
-            self.core.respond(transaction, 501)  # UPDATE, PRACK: not yet
+            self.core.respond(transaction, 501)  # UPDATE: not yet
 
     def _on_registered(self, event: Registered) -> None:
         self.identity.pub_gruu = event.pub_gruu

@@ -7,6 +7,8 @@
   (``tests/sipp/uas_answer.xml``).
 * the same with a sipp UAS that sends a reliable 183 (``Require: 100rel``, ``RSeq``) and wants
   a PRACK with the right ``RAck`` before it answers (``tests/sipp/uas_prack.xml``).
+* sipp calls a sipfsm UA with an INVITE that requires 100rel: the sipfsm 180 is reliable, sipp
+  PRACKs it, the sipfsm UA answers after the PRACK (``tests/sipp/uac_prack.xml``).
 
 Everything stays on 127.0.0.1; the sipp helper is ``tests/sipp.py``.
 """
@@ -74,24 +76,37 @@ def names(seen: list[tuple[str, Any]]) -> list[str]:
 # ------------------------------------------------------------------------ sipp calls sipfsm
 
 
-async def sipp_calls(kamailio: Kamailio, binary: str, user: str
+async def sipp_calls(kamailio: Kamailio, binary: str, user: str, scenario: str = "uac_call",
+                     **params: Any
                      ) -> tuple[SippResult, list[Session], list[tuple[str, Any]]]:
-    """One call from a sipp UAC to ``user`` (a sipfsm UA answering at once); sipp hangs up."""
+    """One call from a sipp UAC to ``user`` (a sipfsm UA answering at once, or once its
+    reliable provisional response is PRACKed); sipp hangs up."""
     answered: list[Session] = []
     seen: list[tuple[str, Any]] = []
-    async with registered(kamailio, user) as callee:
+    waiting: set[asyncio.Task[None]] = set()
+    async with registered(kamailio, user, **params) as callee:
+
+        async def answer_when_pracked(session: Session) -> None:
+            while session.machine.unacknowledged is not None:
+                await asyncio.sleep(0.01)
+            session.accept()
 
         def answer(event: InviteReceived) -> None:
             session = event.session
             assert isinstance(session, Session)
             answered.append(session)
             record(session, seen)
-            session.accept()
+            if session.machine.unacknowledged is None:
+                session.accept()
+            else:
+                waiting.add(asyncio.ensure_future(answer_when_pracked(session)))
 
         callee.on("invite", answer)
-        sipp = Sipp("uac_call", remote=f"{LOOPBACK}:{kamailio.udp_port}", service=user,
+        sipp = Sipp(scenario, remote=f"{LOOPBACK}:{kamailio.udp_port}", service=user,
                     pause_ms=300, timeout=20, binary=binary)
         result = await sipp.run_async()
+        for task in waiting:
+            task.cancel()
         for session in answered:  # the 200 to sipp's BYE is out: the session ends at once
             if "terminated" not in names(seen):
                 with contextlib.suppress(TimeoutError):
@@ -114,6 +129,20 @@ async def test_sipp_calls_a_sipfsm_ua(kamailio: Kamailio, sipp_binary: str) -> N
     assert events.index("accepted") < events.index("confirmed") < events.index("bye") \
         < events.index("terminated"), events
     assert seen[-1][0] == "terminated" and seen[-1][1].cause is Cause.BYE
+
+
+async def test_sipp_requires_100rel_and_pracks_the_reliable_180_of_a_sipfsm_ua(
+        kamailio: Kamailio, sipp_binary: str) -> None:
+    result, answered, seen = await sipp_calls(kamailio, sipp_binary, "carol", "uac_prack",
+                                              rel100="supported")
+    assert result.ok, f"events: {names(seen)}\n{result.report()}"
+    assert result.stats is not None and result.stats.successful == 1, result.report()
+    assert len(answered) == 1
+    invite = answered[0].request
+    assert invite is not None and "100rel" in invite.require
+    events = names(seen)
+    assert events.index("accepted") < events.index("confirmed") < events.index("terminated")
+    assert seen[-1][1].cause is Cause.BYE
 
 
 # ------------------------------------------------------------------------ sipfsm calls sipp

@@ -19,11 +19,21 @@ T1 doubling up to T2, until the ACK comes (ACCEPTED → CONFIRMED, §13.3.1.4); 
 64·T1 ends the call with BYE and cause ``No ACK``.  ``no_answer_timeout`` answers 408 (``No
 Answer``), an ``Expires`` header 487 (``Expires``), a CANCEL 487 (``Canceled``).
 
+*Callee, provisional responses (RFC 3262 §3, decision 7).*  ``progress`` sends a 1xx; a reliable
+one carries ``RSeq`` (random start, one more per reliable 1xx) and is retransmitted from T1,
+doubling, until a PRACK acknowledges it; no PRACK within 64·T1 answers the INVITE 504 (``No
+PRACK``).  Only one reliable 1xx is unacknowledged at a time: later ones wait for the PRACK, in
+order.  A PRACK is matched by its RAck (RSeq, the INVITE's CSeq, ``INVITE``); one that matches
+nothing is the adapter's to refuse (481).  A 2xx ends the provisional responses, except that it
+waits while a reliable 1xx carrying our answer is unacknowledged (RFC 3262 §3): the PRACK lets
+it go.
+
 *Both.*  ``bye`` from CONFIRMED sends BYE (TERMINATING until its response, or its timeout); a
 BYE from the peer ends the call with cause ``Terminated`` (decision 9).  A callee asked to hang
 up before the ACK waits for it (§15: no BYE before the ACK or the end of the transaction).
 
-Timers: ``no_answer``, ``expires``, ``retransmit`` (the 2xx), ``ack`` (64·T1).
+Timers: ``no_answer``, ``expires``, ``retransmit`` (the 2xx), ``ack`` (64·T1), ``rel1xx`` (the
+reliable 1xx), ``prack`` (64·T1), ``glare`` (the re-INVITE retry).
 """
 
 from __future__ import annotations
@@ -113,7 +123,22 @@ TABLE: list[dict[str, Any]] = [
     {"trigger": "cancel", "source": C.PROCEEDING, "dest": C.CANCELLING, "after": "_send_cancel"},
     # -- callee --
     {"trigger": "accept", "source": C.RINGING, "dest": C.ANSWERING, "after": "_make_answer"},
+    # RFC 3262 §3: no 2xx while a reliable 1xx with our answer in it is unacknowledged.
+    {"trigger": "answer_ready", "source": C.ANSWERING, "dest": None,
+     "conditions": "_answer_unacked", "after": "_hold_2xx"},
     {"trigger": "answer_ready", "source": C.ANSWERING, "dest": C.ACCEPTED, "after": "_send_2xx"},
+    # -- callee: provisional responses, reliable ones acknowledged by PRACK (RFC 3262) --
+    {"trigger": "progress", "source": _CALLEE_PENDING, "dest": None,
+     "conditions": "_reliable_unacked", "after": "_queue_progress"},
+    {"trigger": "progress", "source": _CALLEE_PENDING, "dest": None, "after": "_send_progress"},
+    {"trigger": "prack", "source": C.ANSWERING, "dest": C.ACCEPTED,
+     "conditions": ["_prack_matches", "_2xx_held"], "after": ["_pracked", "_send_2xx"]},
+    {"trigger": "prack", "source": _CALLEE_PENDING, "dest": None,
+     "conditions": "_prack_matches", "after": "_pracked"},
+    {"trigger": "rel1xx_retransmit", "source": _CALLEE_PENDING, "dest": None,
+     "after": "_resend_provisional"},
+    {"trigger": "prack_timeout", "source": _CALLEE_PENDING, "dest": C.TERMINATED,
+     "after": "_no_prack"},
     {"trigger": "answer_failed", "source": C.ANSWERING, "dest": C.TERMINATED,
      "after": "_media_refused"},
     {"trigger": "reject", "source": _CALLEE_PENDING, "dest": C.TERMINATED, "after": "_rejected"},
@@ -160,8 +185,9 @@ TABLE: list[dict[str, Any]] = [
 class InviteSession(Model):
     """One call (sans-I/O).  Carry out :meth:`take_effects` after each input."""
 
-    __slots__ = ("_cancel_pending", "_hold", "_interval", "_random", "_response", "caller",
-                 "cause", "held", "t1")
+    __slots__ = ("_cancel_pending", "_held_2xx", "_hold", "_interval", "_invite_cseq",
+                 "_queued", "_random", "_rel_interval", "_response", "_rseq", "_unacked",
+                 "caller", "cause", "held", "t1")
 
     state: InviteState
 
@@ -177,17 +203,28 @@ class InviteSession(Model):
         self._response: Response | None = None
         self.held = False  # our side has put the call on hold (only changed by a success)
         self._hold = False  # what the re-INVITE in flight asks for
+        # Callee, RFC 3262: the next RSeq (random start, §3), the unacknowledged reliable 1xx
+        # (its RSeq, and whether it carries our answer), the reliable ones waiting their turn,
+        # and a 2xx waiting for the PRACK.
+        self._rseq = 1 + int(self._random.random() * (2**31 - 2))
+        self._unacked: tuple[int, bool] | None = None
+        self._queued: list[dict[str, Any]] = []
+        self._held_2xx: tuple[str, str] | None = None
+        self._rel_interval = t1
+        self._invite_cseq = 0
         if not caller:
             self.state = C.RINGING
 
     # -- inputs ------------------------------------------------------------------------------------
 
     def start(self, now: float, *, no_answer: float | None = None,
-              expires: float | None = None) -> None:
-        """Caller: send the INVITE.  Callee: arm the no-answer and ``Expires`` timers."""
+              expires: float | None = None, invite_cseq: int = 0) -> None:
+        """Caller: send the INVITE.  Callee: arm the no-answer and ``Expires`` timers
+        (``invite_cseq``, the INVITE's CSeq number, is what a PRACK's RAck must name)."""
         if self.caller:
             self._fire("invite", now=now)
             return
+        self._invite_cseq = invite_cseq
         if no_answer is not None:
             self.effects.append(StartTimer("no_answer", now + no_answer))
         if expires is not None:
@@ -208,7 +245,8 @@ class InviteSession(Model):
     def timer_fired(self, name: str, now: float) -> None:
         """One of the session's timers fell due."""
         trigger = {"no_answer": "no_answer", "expires": "expires", "retransmit": "retransmit",
-                   "ack": "ack_timeout", "glare": "glare_retry"}.get(name)
+                   "ack": "ack_timeout", "glare": "glare_retry", "rel1xx": "rel1xx_retransmit",
+                   "prack": "prack_timeout"}.get(name)
         if trigger is not None:
             self._fire(trigger, now=now)
 
@@ -217,6 +255,24 @@ class InviteSession(Model):
         ``ack``, ``remote_bye``, ``remote_cancel``, ``answer_ready``, ``answer_failed``,
         ``bye_done``, ``lost``); False when the state does not allow it."""
         return self._fire(trigger, now=now, **kwargs)
+
+    def progress(self, now: float, status: int, *, reliable: bool = False,
+                 body: tuple[str, str] | None = None,
+                 headers: tuple[tuple[str, str], ...] = ()) -> bool:
+        """Callee: send a provisional response (reliable: RFC 3262) with an optional body and
+        extra headers; False once answered."""
+        return self._fire("progress", now=now, status=status, reliable=reliable, body=body,
+                          headers=headers)
+
+    def prack(self, now: float, rseq: int, cseq: int, method: str) -> bool:
+        """Callee: a PRACK with ``RAck: rseq cseq method``; False when it acknowledges nothing
+        (the adapter answers it 481, RFC 3262 §3)."""
+        return self._fire("prack", now=now, rack=(rseq, cseq, method))
+
+    @property
+    def unacknowledged(self) -> int | None:
+        """The RSeq of the reliable 1xx awaiting its PRACK, if any."""
+        return self._unacked[0] if self._unacked is not None else None
 
     # -- caller actions ----------------------------------------------------------------------------
 
@@ -292,10 +348,22 @@ class InviteSession(Model):
         self.effects.append(CancelTimer("expires"))
         self.effects.append(Command("make_answer"))
 
+    def _answer_unacked(self, event: Any) -> bool:
+        return self._unacked is not None and self._unacked[1]
+
+    def _hold_2xx(self, event: Any) -> None:
+        self._held_2xx = event.kwargs["body"]
+
+    def _2xx_held(self, event: Any) -> bool:
+        return self._held_2xx is not None
+
     def _send_2xx(self, event: Any) -> None:
         now = event.kwargs["now"]
+        body = self._held_2xx if self._held_2xx is not None else event.kwargs["body"]
+        self._held_2xx = None
+        self._end_provisionals()
         self._interval = self.t1
-        self.effects.append(Command("respond", {"status": 200, "answer": event.kwargs["body"]}))
+        self.effects.append(Command("respond", {"status": 200, "answer": body}))
         self.effects.append(StartTimer("retransmit", now + self._interval))
         self.effects.append(StartTimer("ack", now + 64 * self.t1))
         self.effects.append(Emit(SessionAccepted(session=self.id, response=None)))
@@ -304,6 +372,61 @@ class InviteSession(Model):
         self._interval = min(self._interval * 2, T2)
         self.effects.append(Command("resend_2xx"))
         self.effects.append(StartTimer("retransmit", event.kwargs["now"] + self._interval))
+
+    # -- callee: provisional responses ----------------------------------------------------------
+
+    def _reliable_unacked(self, event: Any) -> bool:
+        return bool(event.kwargs["reliable"]) and self._unacked is not None
+
+    def _queue_progress(self, event: Any) -> None:
+        kwargs = event.kwargs
+        self._queued.append({k: kwargs[k] for k in ("status", "reliable", "body", "headers")})
+
+    def _send_progress(self, event: Any) -> None:
+        kwargs = event.kwargs
+        self._provisional(kwargs["now"], kwargs["status"], kwargs["reliable"], kwargs["body"],
+                          kwargs.get("headers", ()))
+
+    def _provisional(self, now: float, status: int, reliable: bool,
+                     body: tuple[str, str] | None, headers: tuple[tuple[str, str], ...]) -> None:
+        rseq = None
+        if reliable:
+            rseq, self._rseq = self._rseq, self._rseq + 1
+            self._unacked = (rseq, body is not None)
+            self._rel_interval = self.t1
+            self.effects.append(StartTimer("rel1xx", now + self.t1))
+            self.effects.append(StartTimer("prack", now + 64 * self.t1))
+        self.effects.append(Command("send_provisional", {"status": status, "rseq": rseq,
+                                                         "body": body, "headers": headers}))
+
+    def _prack_matches(self, event: Any) -> bool:
+        rseq, cseq, method = event.kwargs["rack"]
+        return self._unacked is not None and rseq == self._unacked[0] \
+            and cseq == self._invite_cseq and method == "INVITE"
+
+    def _pracked(self, event: Any) -> None:
+        self._unacked = None
+        self.effects.append(CancelTimer("rel1xx"))
+        self.effects.append(CancelTimer("prack"))
+        self.effects.append(Command("answer_prack", {"status": 200}))
+        if self._queued and self._held_2xx is None:
+            self._provisional(event.kwargs["now"], **self._queued.pop(0))
+
+    def _resend_provisional(self, event: Any) -> None:
+        self._rel_interval *= 2  # RFC 3262 §3: from T1, doubling (no T2 cap)
+        self.effects.append(Command("resend_provisional"))
+        self.effects.append(StartTimer("rel1xx", event.kwargs["now"] + self._rel_interval))
+
+    def _no_prack(self, event: Any) -> None:
+        self.effects.append(Command("respond", {"status": 504}))
+        self._finish(event, Cause.NO_PRACK, None, rejected=False)
+
+    def _end_provisionals(self) -> None:
+        """A final response ends the provisional ones: nothing more is retransmitted."""
+        self._unacked = None
+        self._queued.clear()
+        self.effects.append(CancelTimer("rel1xx"))
+        self.effects.append(CancelTimer("prack"))
 
     def _acked(self, event: Any) -> None:
         self._stop_2xx()
@@ -409,7 +532,7 @@ class InviteSession(Model):
     # -- both ------------------------------------------------------------------------------------
 
     def _send_bye(self, event: Any) -> None:
-        self.cause = Cause.BYE
+        self.cause = event.kwargs.get("cause") or Cause.BYE
         self.effects.append(Command("send_bye"))
 
     def _ended(self, event: Any) -> None:
@@ -431,7 +554,9 @@ class InviteSession(Model):
     def _finish(self, event: Any, cause: Cause, response: Response | None, *,
                 rejected: bool) -> None:
         self.cause = cause
-        for name in ("no_answer", "expires", "retransmit", "ack"):
+        self._unacked, self._held_2xx = None, None
+        self._queued.clear()
+        for name in ("no_answer", "expires", "retransmit", "ack", "rel1xx", "prack"):
             self.effects.append(CancelTimer(name))
         if rejected:
             self.effects.append(Emit(SessionRejected(session=self.id, response=response,
