@@ -10,9 +10,14 @@
 #                                 registrar, usrloc, auth, auth_db, db_text,
 #                                 nathelper, xhttp, ctl, ...)
 #   kamailio-websocket-modules  - websocket.so (SIP over WebSocket, RFC 7118)
+#   kamailio-tls-modules        - tls.so: the wss:// listener of the TLS Kamailio
+#                                 in tests/test_wss_kamailio.py
 #   sip-tester                  - the sipp binary: an independent SIP peer for the
 #                                 interop tests (tests/test_sipp.py, tests/sipp/)
 #                                 and the call benchmark (benchmarks/calls.py)
+#   graphviz                    - the dot program: `sipfsm diagrams --format svg`
+#                                 and tests/test_diagrams.py (the mermaid and dot
+#                                 formats need nothing)
 #
 # The tests start their own Kamailio on 127.0.0.1 with a private config in a
 # temporary directory. The packaged system service is not wanted: it is kept
@@ -23,7 +28,9 @@ set -euo pipefail
 PACKAGES=(
     kamailio
     kamailio-websocket-modules
+    kamailio-tls-modules
     sip-tester
+    graphviz
 )
 
 SUDO=()

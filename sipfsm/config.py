@@ -40,11 +40,13 @@ from typing import Any, Final, TypedDict, TypeVar, Unpack, cast
 
 from .errors import ConfigurationError, ParseError
 from .sip.grammar import HOST, is_host
+from .sip.message import MAX_HEADERS, MAX_LINE_LENGTH, MAX_MESSAGE_SIZE
 from .sip.uri import URI, parse_uri
 
 __all__ = [
     "SIPJS_NAMES",
     "DtmfType",
+    "Limits",
     "LogConfig",
     "RegisterRefresh",
     "Supported",
@@ -135,6 +137,48 @@ class LogConfig:
                            _boolean("log.builtin_enabled", self.builtin_enabled))
         object.__setattr__(self, "level", _log_level("log.level", self.level))
         object.__setattr__(self, "connector", _optional_callable("log.connector", self.connector))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """How much a server may make the UA read: the safeguards against a hostile or broken peer.
+
+    Not SIP.js parameters: given to :class:`~sipfsm.ua.UA` as its keyword-only ``limits``.
+    Every value is a positive ``int``; the defaults are far above what real SIP traffic needs.
+
+    *An oversized message* (over ``max_message_size``, within ``max_frame_size``) is refused
+    without touching the connection: a request whose header section can still be read is
+    answered 413, anything else is dropped (and logged).  *An oversized frame* (over
+    ``max_frame_size``) cannot be skipped without reading it, so aiohttp closes the WebSocket
+    (1009, message too big); that is an ordinary dropped connection: the transport reconnects
+    after ``connection_recovery_min_interval`` and the UA registers again, and a confirmed call
+    is kept (decision 4).  Too many header lines or an overlong line: answered 400 when the
+    request's Via, From, To, Call-ID and CSeq can be read on their own, else dropped.
+    """
+
+    max_message_size: int = MAX_MESSAGE_SIZE
+    """The largest SIP message accepted, in octets (256 KiB)."""
+    max_frame_size: int = 1 << 20
+    """The largest WebSocket frame read at all, in octets (1 MiB); at least
+    ``max_message_size``."""
+    max_headers: int = MAX_HEADERS
+    """The most header lines a message may have (256), continuation lines included."""
+    max_line_length: int = MAX_LINE_LENGTH
+    """The longest start or header line accepted, in characters (8192)."""
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            object.__setattr__(self, item.name, _positive(f"limits.{item.name}",
+                                                          getattr(self, item.name)))
+        if self.max_frame_size < self.max_message_size:
+            raise ConfigurationError("limits.max_frame_size", self.max_frame_size,
+                                     f"must be at least max_message_size "
+                                     f"({self.max_message_size})")
+
+    def parse_options(self) -> dict[str, int]:
+        """The keyword arguments of :func:`~sipfsm.sip.parse` that apply these limits."""
+        return {"max_size": self.max_message_size, "max_headers": self.max_headers,
+                "max_line_length": self.max_line_length}
 
 
 class UAParams(TypedDict, total=False):

@@ -83,6 +83,7 @@ for _key, _name in CANONICAL.items():
 for _short, _key in COMPACT.items():
     _NAME_CACHE[_short] = _NAME_CACHE[_short.upper()] = _key
 _NAME_CACHE_LIMIT = 4096
+_NAME_CACHE_LONGEST = 64
 
 
 def header_key(name: str) -> str:
@@ -98,7 +99,8 @@ def header_key(name: str) -> str:
         raise ParseError(f"invalid header name {name[:40]!r}")
     lowered = stripped.lower()
     key = COMPACT.get(lowered, lowered)
-    if len(_NAME_CACHE) < _NAME_CACHE_LIMIT:  # bounded: names come from the network
+    # Bounded in count and in size: names come from the network.
+    if len(_NAME_CACHE) < _NAME_CACHE_LIMIT and len(name) <= _NAME_CACHE_LONGEST:
         _NAME_CACHE[name] = key
     return key
 
@@ -129,10 +131,27 @@ def _single(values: Sequence[str], header: str) -> str:
 def _uint(text: str, header: str, limit: int = 2**32 - 1) -> int:
     if not (text.isascii() and text.isdigit()):
         raise ParseError(f"{text[:40]!r} is not a number", header=header)
-    number = int(text)
-    if number > limit:
+    number = bounded_int(text, limit)
+    if number is None:
         raise ParseError(f"{text[:40]} exceeds {limit}", header=header)
     return number
+
+
+def bounded_int(text: str | None, limit: int = 2**32 - 1) -> int | None:
+    """``text`` as a number if it is ASCII digits and at most ``limit``, else ``None``.
+
+    The length is checked before converting: ``int()`` refuses strings of more than 4300 digits
+    with a ``ValueError`` (and takes quadratic time below that), and a peer chooses the length.
+    RFC 4475 §3.1.2.4 lets a receiver treat an overlarge expiry as absent, which is what the
+    ``None`` of the parameter properties below means.
+    """
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0")
+    if len(digits) > len(str(limit)):
+        return None
+    number = int(digits or "0")
+    return number if number <= limit else None
 
 
 # -- name-addr / addr-spec ----------------------------------------------------------------------
@@ -161,9 +180,9 @@ class NameAddr:
 
     @property
     def expires(self) -> int | None:
-        """The Contact ``expires`` parameter, or ``None`` if absent or not a number."""
-        value = self.params.get("expires")
-        return int(value) if value is not None and value.isascii() and value.isdigit() else None
+        """The Contact ``expires`` parameter, or ``None`` if absent, not a number or over
+        2**32-1."""
+        return bounded_int(self.params.get("expires"))
 
     @property
     def q(self) -> float | None:
@@ -545,15 +564,13 @@ class SubscriptionState:
 
     @property
     def expires(self) -> int | None:
-        """The ``expires`` parameter in seconds."""
-        value = self.params.get("expires")
-        return int(value) if value and value.isascii() and value.isdigit() else None
+        """The ``expires`` parameter in seconds (``None``: absent, or not a number ≤ 2**32-1)."""
+        return bounded_int(self.params.get("expires"))
 
     @property
     def retry_after(self) -> int | None:
-        """The ``retry-after`` parameter in seconds."""
-        value = self.params.get("retry-after")
-        return int(value) if value and value.isascii() and value.isdigit() else None
+        """The ``retry-after`` parameter in seconds (``None`` like :attr:`expires`)."""
+        return bounded_int(self.params.get("retry-after"))
 
     def __str__(self) -> str:
         return f"{self.state}{render_params(self.params)}"
@@ -573,9 +590,8 @@ class Reason:
 
     @property
     def cause(self) -> int | None:
-        """The ``cause`` parameter as a number."""
-        value = self.params.get("cause")
-        return int(value) if value and value.isascii() and value.isdigit() else None
+        """The ``cause`` parameter as a number (``None``: absent, or not a number ≤ 2**32-1)."""
+        return bounded_int(self.params.get("cause"))
 
     @property
     def text(self) -> str | None:

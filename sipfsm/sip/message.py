@@ -48,7 +48,16 @@ from .headers import (
 )
 from .uri import SIP_URI, URI, parse_uri
 
-__all__ = ["Headers", "Message", "Request", "Response", "parse"]
+__all__ = [
+    "MAX_HEADERS",
+    "MAX_LINE_LENGTH",
+    "MAX_MESSAGE_SIZE",
+    "Headers",
+    "Message",
+    "Request",
+    "Response",
+    "parse",
+]
 
 T = TypeVar("T")
 _SIP_VERSION = "SIP/2.0"
@@ -436,7 +445,12 @@ class Response(Message):
 
 # -- parsing ------------------------------------------------------------------------------------
 
-_LIMIT_BYTES = 1 << 20
+MAX_MESSAGE_SIZE = 1 << 18
+"""The default ``max_size`` of :func:`parse`: 256 KiB, far above any SIP message an edge relays."""
+MAX_HEADERS = 256
+"""The default ``max_headers`` of :func:`parse` (a real message has a few dozen lines)."""
+MAX_LINE_LENGTH = 8192
+"""The default ``max_line_length`` of :func:`parse`, in characters."""
 _VIA_LINE_MATCH = VIA_LINE.fullmatch
 _new = object.__new__
 _COMMON_METHODS = frozenset({"ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY",
@@ -445,15 +459,21 @@ _COMMON_METHODS = frozenset({"ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE"
 # Request-URIs already found valid; bounded, because they come from the network.
 _VALID_SIP_RURIS: dict[str, None] = {}
 _RURI_CACHE_LIMIT = 1024
+_RURI_CACHE_LONGEST = 256  # a peer's long URIs must not pin megabytes
 _CSEQ_MATCH = CSEQ.fullmatch
 
 
-def parse(data: bytes | str, *, max_size: int = _LIMIT_BYTES) -> Request | Response:
+def parse(data: bytes | str, *, max_size: int = MAX_MESSAGE_SIZE, max_headers: int = MAX_HEADERS,
+          max_line_length: int = MAX_LINE_LENGTH) -> Request | Response:
     """Parse one SIP message; raise :class:`ParseError`, and nothing else, if it is malformed.
 
     ``data`` is one whole message (one WebSocket frame, RFC 7118 §5.2).  A ``str`` is encoded as
-    UTF-8 first, since ``Content-Length`` counts octets.  Messages over ``max_size`` octets are
-    refused with status 413.
+    UTF-8 first, since ``Content-Length`` counts octets.
+
+    The limits bound the work a peer can make us do: a message over ``max_size`` octets is
+    refused with status 413; one with more than ``max_headers`` header lines (continuation lines
+    count), or a start or header line longer than ``max_line_length`` characters (a folded
+    line: once unfolded), with 400.
     """
     # This function is the hot path of the whole library (every frame goes through it), so it
     # is written flat: no helper calls on the common path, C-level string methods throughout.
@@ -475,6 +495,11 @@ def parse(data: bytes | str, *, max_size: int = _LIMIT_BYTES) -> Request | Respo
         head = data[:end].decode("utf-8")
         start, crlf, block = head.partition("\r\n")
         raw = block.split("\r\n") if crlf else []
+        if len(raw) > max_headers:
+            raise ParseError(f"more than {max_headers} header lines")
+        if len(head) > max_line_length and (len(start) > max_line_length or any(
+                len(line) > max_line_length for line in raw)):  # only long heads are scanned
+            raise ParseError(f"a line longer than {max_line_length} characters")
         # Every CRLF went into the split; any CR or LF left is a bare one.  (Joining and
         # searching runs at memchr speed, several times faster than counting.)
         rest = "".join(raw)
@@ -488,6 +513,9 @@ def parse(data: bytes | str, *, max_size: int = _LIMIT_BYTES) -> Request | Respo
         if None in keys:
             if any(line[:1] in (" ", "\t") for line in raw):
                 raw = _unfold(raw)
+                if len(head) > max_line_length and any(
+                        len(line) > max_line_length for line in raw):  # as it would be written
+                    raise ParseError(f"a folded line longer than {max_line_length} characters")
             keys = [_checked_key(line) for line in raw]
 
         body_start = end + 4
@@ -608,7 +636,7 @@ def _check_request_uri(request: Request, uri_text: str) -> None:
             # Errors get the precise message; IPv6 references get their exact check.
             request._uri = parse_uri(uri_text, allow_headers=False)
             return
-        if len(_VALID_SIP_RURIS) < _RURI_CACHE_LIMIT:
+        if len(_VALID_SIP_RURIS) < _RURI_CACHE_LIMIT and len(uri_text) <= _RURI_CACHE_LONGEST:
             _VALID_SIP_RURIS[uri_text] = None
     else:
         request._uri = parse_uri(uri_text, allow_headers=False)

@@ -313,7 +313,8 @@ def _is_ipv6(text: str) -> bool:
     pieces = text.split(":")
     if "." in pieces[-1]:
         quads = pieces[-1].split(".")
-        if len(quads) != 4 or not all(q.isdigit() and int(q) < 256 for q in quads):
+        if len(quads) != 4 or not all(q.isascii() and q.isdigit() and len(q) <= 3 and int(q) < 256
+                                      for q in quads):
             return False
         pieces = [*pieces[:-1], "0", "0"]
     compressed = "" in pieces[1:-1] or text.startswith("::") or text.endswith("::")

@@ -6,6 +6,7 @@ from .server import (
     Kamailio,
     KamailioError,
     find_kamailio,
+    find_kamailio_module,
     find_kamcmd,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "Kamailio",
     "KamailioError",
     "find_kamailio",
+    "find_kamailio_module",
     "find_kamcmd",
 ]

@@ -7,6 +7,10 @@ runtime directory and the log (Kamailio's stderr).
 
 The configuration is ``kamailio.cfg`` next to this file; the per-run values
 (ports, paths, limits) are handed to it as ``-A NAME=VALUE`` defines.
+
+Given a certificate and its key (``tls_certificate``, ``tls_private_key``), Kamailio
+also serves ``wss://`` on a TLS port of its own (``wss_url``): the ``WITH_TLS`` define,
+which needs ``tls.so`` (Debian's ``kamailio-tls-modules``; see :func:`find_kamailio_module`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "Kamailio",
     "KamailioError",
     "find_kamailio",
+    "find_kamailio_module",
     "find_kamcmd",
 ]
 
@@ -54,6 +59,16 @@ LOOPBACK = "127.0.0.1"
 # Directories searched after $PATH: Debian puts kamailio and kamcmd in /usr/sbin,
 # which is not on the PATH of every user.
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+# Where Debian, Fedora and source builds put Kamailio's modules.
+_MODULE_DIRS = (
+    "/usr/lib/*/kamailio/modules",
+    "/usr/lib/kamailio/modules",
+    "/usr/lib64/kamailio/modules",
+    "/usr/local/lib/*/kamailio/modules",
+    "/usr/local/lib/kamailio/modules",
+    "/usr/local/lib64/kamailio/modules",
+)
 
 # The ctl unix socket path must fit in sockaddr_un.sun_path (108 bytes on Linux).
 _MAX_UNIX_PATH = 100
@@ -80,6 +95,16 @@ def _find_program(name: str, env_var: str) -> str | None:
 def find_kamailio() -> str | None:
     """Path of the ``kamailio`` binary ($KAMAILIO_BIN, $PATH, then the sbin dirs), or None."""
     return _find_program("kamailio", "KAMAILIO_BIN")
+
+
+def find_kamailio_module(name: str) -> Path | None:
+    """Path of Kamailio module ``name`` (e.g. ``"tls.so"``) in the usual module dirs, or None."""
+    for pattern in _MODULE_DIRS:
+        for directory in sorted(Path("/").glob(pattern.lstrip("/"))):
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def find_kamcmd() -> str | None:
@@ -189,6 +214,8 @@ class Kamailio:
         stop_timeout: float = 10.0,
         keep_tmpdir: bool = False,
         config: Path | str = CONFIG_TEMPLATE,
+        tls_certificate: Path | str | None = None,
+        tls_private_key: Path | str | None = None,
     ) -> None:
         self._binary = binary
         self._kamcmd = kamcmd
@@ -209,8 +236,15 @@ class Kamailio:
         self._stop_timeout = stop_timeout
         self._keep_tmpdir = keep_tmpdir
         self._config = Path(config)
+        if (tls_certificate is None) != (tls_private_key is None):
+            raise ValueError("give both tls_certificate and tls_private_key, or neither")
+        self._tls: tuple[Path, Path] | None = (
+            (Path(tls_certificate), Path(tls_private_key))
+            if tls_certificate is not None and tls_private_key is not None else None
+        )
 
         self._ws_port: int | None = None
+        self._wss_port: int | None = None
         self._udp_port: int | None = None
         self._tmpdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -237,6 +271,19 @@ class Kamailio:
         if self._ws_port is None:
             raise KamailioError("Kamailio was never started: no WebSocket port yet")
         return self._ws_port
+
+    @property
+    def wss_port(self) -> int:
+        """The TLS port of the ``wss://`` listener (only with a TLS certificate)."""
+        if self._tls is None:
+            raise KamailioError("this Kamailio has no TLS listener (no tls_certificate given)")
+        if self._wss_port is None:
+            raise KamailioError("Kamailio was never started: no wss port yet")
+        return self._wss_port
+
+    @property
+    def wss_url(self) -> str:
+        return f"wss://{LOOPBACK}:{self.wss_port}"
 
     @property
     def udp_port(self) -> int:
@@ -290,6 +337,8 @@ class Kamailio:
         if self._ws_port is None or self._udp_port is None:
             self._ws_port = _free_port(socket.SOCK_STREAM)
             self._udp_port = _free_port(socket.SOCK_DGRAM)
+            if self._tls is not None:
+                self._wss_port = _free_port(socket.SOCK_STREAM)
         self._prepare_tmpdir()
         try:
             self._spawn()
@@ -412,6 +461,11 @@ class Kamailio:
             command += ["-A", f"{name}={value}"]
         if self._proxy_auth:
             command += ["-A", "WITH_PROXY_AUTH"]
+        if self._tls is not None:
+            certificate, key = self._tls
+            command += ["-A", "WITH_TLS", "-A", f"WSS_PORT={self.wss_port}",
+                        "-A", f'TLS_CERT="{certificate.resolve()}"',
+                        "-A", f'TLS_KEY="{key.resolve()}"']
         return command
 
     def _spawn(self) -> None:
@@ -461,16 +515,17 @@ class Kamailio:
             if code is not None:
                 raise self._fail(f"exited with status {code} during start-up")
             if not tcp_ok:
-                tcp_ok = self._tcp_accepts()
+                tcp_ok = self._tcp_accepts(self.ws_port) and (
+                    self._tls is None or self._tcp_accepts(self.wss_port))
             if tcp_ok and self.ctl_socket.exists() and self._udp_options_ok():
                 return
             if time.monotonic() > deadline:
                 raise self._fail(f"not ready after {self._start_timeout:.0f}s")
             time.sleep(0.05)
 
-    def _tcp_accepts(self) -> bool:
+    def _tcp_accepts(self, port: int) -> bool:
         try:
-            with socket.create_connection((LOOPBACK, self.ws_port), timeout=0.5):
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
                 return True
         except OSError:
             return False
