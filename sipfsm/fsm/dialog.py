@@ -10,7 +10,8 @@ confirmed on the 2xx, and ends terminated.
 
 :meth:`Dialog.request` writes an in-dialog request (§12.2.1.1); :meth:`Dialog.received` checks an
 incoming one: a CSeq lower than the last one is answered 500 (§12.2.2), a terminated dialog
-answers 481.  Replaces, REFER and subscriptions build on this in a later issue.
+answers 481, and the Contact of a re-INVITE, UPDATE or NOTIFY refreshes the remote target.
+Replaces (:mod:`sipfsm.ua`), REFER (:mod:`sipfsm.refer`) and subscriptions build on it.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class Dialog(Model):
                 return 500
             self.remote_cseq = cseq.seq
             contacts = request.contact
-            if request.method in ("INVITE", "UPDATE") and contacts:
+            if request.method in ("INVITE", "UPDATE", "NOTIFY") and contacts:
                 self.remote_target = contacts[0].uri  # a target refresh
         return None
 
