@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need, then run the whole suite: ruff, mypy --strict, pytest.
+# Install everything the tests need, then run the whole suite: ruff, mypy --strict, the docs
+# build (mkdocs --strict), pytest.
 # This is the README's test command and exactly what CI (.ci/run) runs.  Extra arguments go to
 # pytest (e.g. `bash scripts/test.sh -k corpus`).
 set -euo pipefail
@@ -17,11 +18,15 @@ if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev,fuzz]'
 
 echo "== ruff"
 .venv/bin/python -m ruff check .
 echo "== mypy --strict"
 .venv/bin/python -m mypy
+echo "== mkdocs build --strict"
+site_dir=$(mktemp -d)
+.venv/bin/python -m mkdocs build --strict --quiet --site-dir "$site_dir"
+rm -rf "$site_dir"
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"

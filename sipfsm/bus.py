@@ -50,6 +50,10 @@ class EventBus:
         self._handlers[kind] = handlers[:at] + handlers[at + 1:]
         return True
 
+    def has_subscribers(self, kind: type[BusEvent]) -> bool:
+        """Whether anything subscribed to ``kind`` itself (a UA's listeners, a ``wait_for``)."""
+        return bool(self._handlers.get(kind))
+
     def publish(self, event: BusEvent) -> None:
         """Queue ``event``; deliver the queue now unless a delivery is already under way."""
         self._queue.append(event)

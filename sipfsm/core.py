@@ -33,7 +33,7 @@ from .aio.clock import Timers, TimerScope
 from .aio.ws import WebSocketRunner
 from .bus import EventBus
 from .causes import Cause, cause_for_status
-from .config import UAConfig
+from .config import Limits, UAConfig
 from .errors import ParseError
 from .events import (
     BusEvent,
@@ -86,6 +86,8 @@ REASONS = {
 }
 ACCEPT = "application/sdp, application/dtmf-relay, text/plain"
 _DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+# The headers a response copies from its request (long and compact names).
+_ANSWER_HEADERS = frozenset({"via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"})
 
 
 def make_response(
@@ -232,8 +234,10 @@ class Core:
         credentials: Callable[[], DigestAuthenticator | None],
         t1: float = 0.5,
         timers: Callable[[], Timers] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.config = config
+        self.limits = limits if limits is not None else Limits()
         self.identity = identity
         self.factory = factory
         self.bus = bus
@@ -243,6 +247,11 @@ class Core:
         self.t1 = t1
         self.transactions = TransactionTable()
         self.handlers: dict[str, RequestHandler] = {}
+        # What a UA plugs in: one router for every method it handles (it answers False for the
+        # rest), one for CANCEL and one for the ACK of a 2xx — three bound methods, not one per
+        # method, for there may be ten thousand UAs in the process.
+        self.router: Callable[[Request, ServerTransaction], bool] | None = None
+        self.cancel_handler: Callable[[Request, ServerTransaction], None] | None = None
         self.ack_handler: AckHandler | None = None
         self._owners: dict[str, OutgoingRequest] = {}
         self._queue: list[tuple[ClientTransaction, OutgoingRequest | None]] = []
@@ -348,6 +357,14 @@ class Core:
             self._queue.append((transaction, owner))
         return transaction.id
 
+    def abandon(self, transaction_id: str) -> None:
+        """Give up an INVITE client transaction that got no final response 64·T1 after its
+        CANCEL (RFC 3261 §9.1); it reports a timeout to its owner."""
+        transaction = self.transactions.get(transaction_id)
+        if isinstance(transaction, InviteClientTransaction):
+            transaction.abandon(self.now())
+            self._run(transaction)
+
     def _start(self, transaction: ClientTransaction) -> None:
         transaction.start(self.now())
         self._run(transaction)
@@ -434,8 +451,11 @@ class Core:
     # -- receiving ---------------------------------------------------------------------------------
 
     def _on_frame(self, event: FrameReceived) -> None:
+        limits = self.limits
         try:
-            message = parse(event.data)
+            message = parse(event.data, max_size=limits.max_message_size,
+                            max_headers=limits.max_headers,
+                            max_line_length=limits.max_line_length)
         except ParseError as exc:
             self._malformed(event.data, exc)
             return
@@ -445,18 +465,23 @@ class Core:
             self._on_request(message)
 
     def _malformed(self, data: str, error: ParseError) -> None:
-        """A frame that does not parse: answer it if it is a request we can still address
-        (its header section parses on its own), else drop it."""
+        """A frame that does not parse: answer it if it is a request we can still address (its
+        start line and the headers a response copies parse on their own), else drop it."""
         self.log.warn("malformed message dropped", reason=str(error))
-        head = data.split("\r\n\r\n", 1)[0]
-        lines = [line for line in head.split("\r\n") if not line.lower().startswith(
-            ("content-length", "l:"))]
+        start, *fields = data.split("\r\n\r\n", 1)[0].split("\r\n")
+        lines, keep = [start], False
+        for line in fields:  # only what make_response copies: whatever else broke is left out
+            if line[:1] not in (" ", "\t"):  # not a continuation of the line before
+                keep = line.partition(":")[0].rstrip(" \t").lower() in _ANSWER_HEADERS
+            if keep:
+                lines.append(line)
         method, _, rest = lines[0].partition(" ")
         uri, _, version = rest.rpartition(" ")
         if version.upper().startswith("SIP/"):  # an unsupported version (505): read the rest
             lines[0] = f"{method} {uri} SIP/2.0"
         try:
-            salvaged = parse("\r\n".join(lines) + "\r\n\r\n")
+            salvaged = parse("\r\n".join(lines) + "\r\n\r\n", max_headers=self.limits.max_headers,
+                             max_line_length=self.limits.max_line_length)
         except ParseError:
             return
         if isinstance(salvaged, Request) and salvaged.method != "ACK" and self._addressable(
@@ -502,7 +527,10 @@ class Core:
                     request, now):
                 self._run(existing)
             elif self.ack_handler is not None:
-                self.ack_handler(request)  # the ACK of a 2xx belongs to its dialog
+                try:
+                    self.ack_handler(request)  # the ACK of a 2xx belongs to its dialog
+                except ParseError as exc:  # no gate for an ACK, and no answer either
+                    self.log.warn("malformed ACK dropped", reason=str(exc))
             return
         if existing is not None:
             existing.request_received(request, now)
@@ -534,7 +562,7 @@ class Core:
             self.respond(transaction, 481)
             return
         self.respond(transaction, 200)
-        handler = self.handlers.get("CANCEL")
+        handler = self.handlers.get("CANCEL") or self.cancel_handler
         if handler is not None:
             handler(cancel, invite)
         elif invite.state.value == "proceeding":
@@ -590,6 +618,8 @@ class Core:
         handler = self.handlers.get(request.method)
         if handler is not None:
             handler(request, transaction)
+            return
+        if self.router is not None and self.router(request, transaction):
             return
         method = request.method
         if method == "OPTIONS":

@@ -386,6 +386,106 @@ class InviteSent(BusEvent):
 UA_EVENTS.update({"invite": InviteReceived, "invite_sent": InviteSent})
 
 
+# -- transfers: Replaces (RFC 3891) and REFER (RFC 3515) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionReplaced(BusEvent):
+    """This call was replaced by a new one that named it in ``Replaces`` and was accepted
+    (``replaced``); the call ends right after."""
+
+    session: str
+    """The replaced session's id."""
+    replacement: object
+    """The new :class:`~sipfsm.session.Session`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionReferRequested(BusEvent):
+    """Our REFER got its final response (``refer_requested``): 2xx means the peer agreed to
+    try; the outcome comes in NOTIFYs (``refer_progress``, ``refer_accepted``,
+    ``refer_rejected``)."""
+
+    session: str
+    """The transferring session's id."""
+    response: Response | None
+    """The final response to the REFER (``None`` when it timed out or the connection went)."""
+    accepted: bool
+    """Whether it was a 2xx."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionReferProgress(BusEvent):
+    """A NOTIFY of our REFER reports the new call's progress, a 1xx in its sipfrag
+    (``refer_progress``)."""
+
+    session: str
+    """The transferring session's id."""
+    status: int
+    """The status line's code in the sipfrag (100 Trying, 180 Ringing…)."""
+    request: Request
+    """The NOTIFY."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionReferAccepted(BusEvent):
+    """The transfer succeeded: the sipfrag of a NOTIFY says 2xx (``refer_accepted``)."""
+
+    session: str
+    """The transferring session's id."""
+    status: int
+    """The 2xx in the sipfrag."""
+    request: Request
+    """The NOTIFY."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionReferRejected(BusEvent):
+    """The transfer failed (``refer_rejected``): the REFER was refused, or a NOTIFY's sipfrag
+    says ≥ 300, or the subscription ended without a final status."""
+
+    session: str
+    """The transferring session's id."""
+    status: int | None
+    """The failure status (of the REFER's response or in the sipfrag), if any."""
+    request: Request | None
+    """The NOTIFY that said so, if it was one."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRefer(BusEvent):
+    """The peer asks us to transfer (``refer``): ``refer`` is a :class:`~sipfsm.refer.
+    ReferRequest` to ``accept()`` (and follow) or ``reject()``; with no listener it is accepted
+    and followed."""
+
+    session: str
+    """The session the REFER came in."""
+    refer: object
+    """The :class:`~sipfsm.refer.ReferRequest`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutOfDialogReferRequested(BusEvent):
+    """An out-of-dialog REFER arrived and ``allow_out_of_dialog_refers`` is on (user event
+    ``out_of_dialog_refer_requested``); ``refer`` is the :class:`~sipfsm.refer.ReferRequest`."""
+
+    refer: object
+    """The :class:`~sipfsm.refer.ReferRequest`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyReceived(BusEvent):
+    """An out-of-dialog NOTIFY, accepted because ``allow_legacy_notifications`` is on and a
+    listener exists (user event ``notify``); it was answered 200."""
+
+    request: Request
+    """The NOTIFY."""
+
+
+UA_EVENTS["out_of_dialog_refer_requested"] = OutOfDialogReferRequested
+UA_EVENTS["notify"] = NotifyReceived
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionDtmf(BusEvent):
     """A DTMF tone arrived from the peer (session event ``dtmf``)."""
@@ -413,3 +513,73 @@ class SessionReinvited(BusEvent):
     """False when our re-INVITE was refused (the previous state was kept: decision 8)."""
     held: bool
     """Whether our side holds the call after it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionMessage(BusEvent):
+    """A MESSAGE arrived inside the call's dialog and was answered 200 (session event
+    ``message``)."""
+
+    session: str
+    """The session's id."""
+    request: Request
+    """The MESSAGE; ``request.body`` and ``request.content_type`` hold what was sent."""
+
+
+# -- subscriptions (RFC 6665, subscriber side) ---------------------------------------------------
+#
+# ``subscription`` is the id of the subscription (``Subscription.id``); each subscription
+# re-publishes these to its own listeners as ``accepted``, ``notify``, ``failed``, ``terminated``.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionAccepted(BusEvent):
+    """A 2xx answered our initial SUBSCRIBE (``accepted``): once per initial SUBSCRIBE, so
+    again when the subscription is renewed after the notifier ended it."""
+
+    subscription: str
+    """The subscription's id."""
+    response: Response
+    """The 2xx."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionNotify(BusEvent):
+    """A NOTIFY of the subscription arrived and was answered 200 (``notify``)."""
+
+    subscription: str
+    """The subscription's id."""
+    request: Request
+    """The NOTIFY (``request.content_type`` says what the body is)."""
+    state: str
+    """What its Subscription-State means for us: ``active``, ``pending`` or ``terminated`` (an
+    unknown value counts as ``pending``)."""
+    body: str
+    """The NOTIFY's body, decoded as UTF-8."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionFailed(BusEvent):
+    """The subscription failed (``failed``): its SUBSCRIBE or a refresh was refused or timed
+    out, no NOTIFY came within Timer N, or the connection dropped."""
+
+    subscription: str
+    """The subscription's id."""
+    response: Response | None
+    """The failure response, when one came."""
+    cause: Cause
+    """Why (``Request Timeout``, ``Connection Error``, or the cause of the response's status)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriptionTerminated(BusEvent):
+    """The subscription is over (``terminated``); always its last event."""
+
+    subscription: str
+    """The subscription's id."""
+    reason: str | None
+    """``"unsubscribed"`` (ours: ``unsubscribe()`` or the UA stopping), ``"failed"`` (see
+    :attr:`cause`), or the notifier's Subscription-State reason, lower-cased (``noresource``,
+    ``rejected``, ``invariant``…; ``None`` when it gave none)."""
+    cause: Cause | None
+    """Why it failed, when ``reason`` is ``"failed"``."""

@@ -149,7 +149,7 @@ class RequestFactory:
             tags += ["path", "gruu"]
         if self.config.rel100 is Supported.SUPPORTED:
             tags.append("100rel")
-        if self.config.replaces is not Supported.UNSUPPORTED:
+        if self.config.replaces is Supported.SUPPORTED:  # required: in Require instead
             tags.append("replaces")
         tags.append("outbound")
         return tags

@@ -9,7 +9,9 @@ What a user sees: ``ua.invite(target)`` returns a caller :class:`Session`; incom
 arrive on the UA's ``invite`` event.  A session has ``accept()``, ``reject()``, ``cancel()``,
 ``bye()``, ``terminate()``, and events ``progress``, ``accepted``, ``confirmed``, ``rejected``,
 ``failed``, ``cancel``, ``bye``, ``dtmf``, ``terminated`` (each with the bus event as argument).
-``session.dtmf("123#")`` sends DTMF by INFO or RFC 4733 (``dtmf_type``).
+``session.dtmf("123#")`` sends DTMF by INFO or RFC 4733 (``dtmf_type``);
+``session.message("hi")`` sends a MESSAGE in the call, and one from the peer is the session's
+``message`` event.
 
 A callee's ``progress(status_code, rel100=…, early_media=…)`` sends a provisional response;
 reliable ones (RFC 3262) carry RSeq and are retransmitted until the caller's PRACK, and a 183
@@ -27,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .aio.clock import TimerScope
+from .aio.effects import carry_out
 from .causes import Cause
 from .core import OutgoingRequest, make_response
 from .errors import InvalidStateError
@@ -38,17 +41,25 @@ from .events import (
     SessionConfirmed,
     SessionDtmf,
     SessionFailed,
+    SessionMessage,
     SessionProgress,
+    SessionRefer,
+    SessionReferAccepted,
+    SessionReferProgress,
+    SessionReferRejected,
+    SessionReferRequested,
     SessionReinvited,
     SessionRejected,
+    SessionReplaced,
     SessionTerminated,
 )
-from .fsm.base import CancelTimer, Command, Emit, StartTimer
 from .fsm.dialog import Dialog, DialogState
 from .fsm.invite import InviteSession, InviteState
 from .fsm.transaction import InviteServerTransaction, ServerTransaction
 from .media.base import IncompatibleSDP, SessionDescriptionHandler
 from .outgoing import new_tag
+from .refer import Referral, ReferRequest, check_refer, send_refer
+from .sip.headers import bounded_int
 from .sip.message import Request, Response
 from .sip.uri import URI
 
@@ -68,6 +79,13 @@ _EVENT_NAMES: dict[type[BusEvent], str] = {
     SessionTerminated: "terminated",
     SessionDtmf: "dtmf",
     SessionReinvited: "reinvite",
+    SessionMessage: "message",
+    SessionReplaced: "replaced",
+    SessionRefer: "refer",
+    SessionReferRequested: "refer_requested",
+    SessionReferProgress: "refer_progress",
+    SessionReferAccepted: "refer_accepted",
+    SessionReferRejected: "refer_rejected",
 }
 _TONES = frozenset("0123456789*#ABCDabcd,")
 DTMF_PAUSE = 2.0
@@ -126,6 +144,8 @@ class _ReinviteRequest(OutgoingRequest):
             session._do_send_ack(response, reinvite=True)  # a retransmitted 2xx: ACK again
             return
         trigger = "reinvite_ok" if status < 300 else "reinvite_failed"
+        if status < 300 and response.contact and session.dialog is not None:
+            session.dialog.remote_target = response.contact[0].uri  # a target refresh (§12.2)
         self._set_done(response)
         session._input(lambda now: session.machine.input(trigger, now, response=response))
 
@@ -177,6 +197,8 @@ class Session:
             options.setdefault("on_dtmf", self._rtp_dtmf)
         self.sdh: SessionDescriptionHandler = factory(self, options)  # type: ignore[assignment]
         self._reinvite_out: Request | None = None
+        self._invite_owner: _InviteRequest | None = None
+        self._reinvite_owner: _ReinviteRequest | None = None
         self._rseqs: dict[str, int] = {}  # the last RSeq PRACKed, per early dialog (To tag)
         self._early_answer = False  # an answer came in a reliable 1xx (RFC 3262 §5)
         self._reinvite_in: tuple[Request, ServerTransaction] | None = None
@@ -192,6 +214,10 @@ class Session:
         self._dtmf_queue: list[tuple[str, int, int]] = []
         self._dtmf_task: asyncio.Task[None] | None = None
         self.remote_identity = None if invite is None else invite.from_
+        self.replaces: Session | None = None
+        """Callee: the call this one replaces (an INVITE with ``Replaces``, RFC 3891); when
+        this one is accepted, that one emits ``replaced`` and ends."""
+        self._referral: Referral | None = None  # our REFER in flight, and its subscription
 
     # -- the user's API ----------------------------------------------------------------------------
 
@@ -212,7 +238,7 @@ class Session:
 
     def on(self, name: str, handler: Callable[[Any], object]) -> None:
         """Call ``handler(event)`` on ``progress``, ``accepted``, ``confirmed``, ``rejected``,
-        ``failed``, ``cancel``, ``bye``, ``dtmf`` or ``terminated``."""
+        ``failed``, ``cancel``, ``bye``, ``dtmf``, ``message`` or ``terminated``."""
         if name not in _EVENT_NAMES.values():
             raise ValueError(f"unknown session event {name!r}")
         self._listeners.setdefault(name, []).append(handler)
@@ -389,8 +415,9 @@ class Session:
                 name, _, value = line.partition("=")
                 if name.strip().lower() == "signal":
                     tone = value.strip()[:1].upper()
-                elif name.strip().lower() == "duration" and value.strip().isdigit():
-                    duration = int(value.strip())
+                elif name.strip().lower() == "duration" and (
+                        number := bounded_int(value.strip())) is not None:
+                    duration = number  # not int(): "²" is a digit to str.isdigit()
         elif mime == "application/dtmf":
             tone = request.text.strip()[:1].upper()
         if tone is None or tone not in _TONES or tone == ",":
@@ -399,6 +426,30 @@ class Session:
             return
         self.ua.core.respond(transaction, 200, to_tag=self._local_tag)
         self._publish(SessionDtmf(session=self.id, tone=tone, duration=duration, via="info"))
+
+    def message(self, body: str | bytes, *, content_type: str = "text/plain",
+                extra_headers: Iterable[tuple[str, str]] = ()) -> OutgoingRequest:
+        """Send a MESSAGE (RFC 3428) inside the established call; the returned handle reports
+        its outcome like :meth:`UA.message`'s.  The peer's session gets a ``message`` event."""
+        if not body:
+            raise ValueError("a MESSAGE needs a body")
+        dialog = self.dialog
+        if dialog is None or self.state not in (InviteState.CONFIRMED, InviteState.REINVITING,
+                                                InviteState.REINVITED):
+            raise InvalidStateError(f"cannot send a MESSAGE on a call that is "
+                                    f"{self.state.value}")
+        request = dialog.request(
+            "MESSAGE", via=self.ua.factory.via(self.ua.core.new_branch()), body=body,
+            content_type=content_type,
+            extra_headers=[*extra_headers, ("User-Agent", self.ua.config.user_agent_string)])
+        outgoing = OutgoingRequest(self.ua.core, request, self.ua._credentials())
+        self.ua.core.send(request, owner=outgoing)
+        return outgoing
+
+    def _on_message(self, request: Request, transaction: ServerTransaction) -> None:
+        """A MESSAGE in the dialog: 200 and the ``message`` event."""
+        self.ua.core.respond(transaction, 200, to_tag=self._local_tag)
+        self._publish(SessionMessage(session=self.id, request=request))
 
     @property
     def held(self) -> bool:
@@ -440,6 +491,67 @@ class Session:
             if event.local:
                 return event
 
+    def refer(self, target: str | URI | Session, *,
+              extra_headers: Iterable[tuple[str, str]] = (),
+              active_after_transfer: bool = False) -> Referral:
+        """Transfer the peer (RFC 3515): blind to ``target`` (a URI or user), or attended to
+        the peer of another session — ``target`` is then the consultation call, which the new
+        call replaces (RFC 3891).  The outcome arrives as ``refer_requested`` (the REFER's
+        response), then ``refer_progress`` / ``refer_accepted`` / ``refer_rejected`` from the
+        peer's NOTIFYs; once the transfer succeeded this call is hung up, unless
+        ``active_after_transfer``.  One REFER at a time."""
+        if self.state is not InviteState.CONFIRMED:
+            raise InvalidStateError(f"cannot refer a call that is {self.state.value}")
+        if self._referral is not None and not self._referral.ended:
+            raise InvalidStateError("a REFER of this call is still in progress")
+        if isinstance(target, Session):
+            if target is self:
+                raise ValueError("a call cannot be transferred to itself")
+            where: URI | Session = target
+        else:
+            where = self.ua.normalize_target(target)
+        self._referral = send_refer(self, where, extra_headers=extra_headers,
+                                    active_after_transfer=active_after_transfer)
+        return self._referral
+
+    def _transferred(self) -> None:
+        """Our transfer succeeded: this call is done (unless kept, see :meth:`refer`)."""
+        with contextlib.suppress(InvalidStateError):
+            self.bye()
+
+    def _on_refer(self, request: Request, transaction: ServerTransaction) -> None:
+        """The peer's REFER: 400/416 when it cannot be followed, 491 outside a confirmed call,
+        else the ``refer`` event (with no listener: accepted and followed)."""
+        fault = check_refer(request)
+        if fault is not None:
+            self.ua.core.respond(transaction, fault[0], fault[1], to_tag=self._local_tag)
+            return
+        if self.state is not InviteState.CONFIRMED or self.dialog is None:
+            self.ua.core.respond(transaction, 491, to_tag=self._local_tag)
+            return
+        refer = ReferRequest(self.ua, request, transaction, self.dialog, session=self)
+        if self._listeners.get("refer"):
+            self._publish(SessionRefer(session=self.id, refer=refer))
+        else:
+            refer.accept()
+
+    def _on_notify(self, request: Request, transaction: ServerTransaction) -> None:
+        """A NOTIFY in the call: our REFER's subscription, or 481 (RFC 6665 §4.1.3)."""
+        referral = self._referral
+        if referral is None or referral.ended or not referral.matches(request):
+            self.ua.core.respond(transaction, 481, "Subscription does not exist",
+                                 to_tag=self._local_tag)
+            return
+        status, reason = referral.notify(request)
+        self.ua.core.respond(transaction, status, reason, to_tag=self._local_tag)
+
+    def _replace_other(self) -> None:
+        """We were accepted: the call we replace emits ``replaced`` and ends."""
+        old, self.replaces = self.replaces, None
+        if old is not None and old.state is not InviteState.TERMINATED:
+            old._publish(SessionReplaced(session=old.id, replacement=self))
+            old.terminate()
+
     def terminate(self) -> None:
         """End the call whatever its state: BYE, CANCEL or a rejection; no-op once ended."""
         state = self.machine.state
@@ -459,15 +571,7 @@ class Session:
 
     def _input(self, call: Callable[[float], object]) -> None:
         call(self._timers.now())
-        for effect in self.machine.take_effects():
-            if isinstance(effect, Command):
-                getattr(self, f"_do_{effect.name}")(**effect.args)
-            elif isinstance(effect, StartTimer):
-                self._timers.start(effect.name, effect.at)
-            elif isinstance(effect, CancelTimer):
-                self._timers.cancel(effect.name)
-            elif isinstance(effect, Emit):
-                self._publish(effect.event)
+        carry_out(self, self.machine.take_effects(), self._timers, self._publish)
 
     def _publish(self, event: BusEvent) -> None:
         self.ua.bus.publish(event)
@@ -488,9 +592,18 @@ class Session:
         task.add_done_callback(self._tasks.discard)
 
     def _finished(self) -> None:
+        # Nothing of the call may wait forever: an INVITE of ours still without a final
+        # response is given up, a re-INVITE of the peer's still unanswered gets 487 (§15.1.2).
+        for owner in (self._invite_owner, self._reinvite_owner):
+            if owner is not None and owner.transaction_id is not None and not owner.done:
+                self.ua.core.abandon(owner.transaction_id)
+        if self._reinvite_in is not None:
+            transaction = self._reinvite_in[1]
+            if transaction.state.name == "PROCEEDING":  # no final response yet
+                self.ua.core.respond(transaction, 487, to_tag=self._local_tag)
         if self.dialog is not None:
             self.dialog.terminate()
-            self.ua._dialogs.pop(self.dialog.key, None)
+            self.ua._dialog_ended(self.dialog.key)
         self._timers.cancel_all()
         self.ua._sessions.pop(self.id, None)
 
@@ -514,8 +627,11 @@ class Session:
         assert self.target is not None
         ua = self.ua
         extra = list(self._extra)
-        if ua.config.rel100.value == "required":
-            extra.append(("Require", "100rel"))  # SIP.js: required is not also in Supported
+        required = [tag for tag, setting in (("100rel", ua.config.rel100),
+                                             ("replaces", ua.config.replaces))
+                    if setting.value == "required"]
+        if required:  # SIP.js: a required option tag is not also listed in Supported
+            extra.append(("Require", ", ".join(required)))
         from_ = None
         if self._anonymous:
             # RFC 3323/3325: an anonymous From, our identity asserted for the edge only.
@@ -528,7 +644,8 @@ class Session:
             contact_uri=ua.identity.temp_gruu if self._anonymous else None)
         self._invite = request
         ua._sessions[self.id] = self
-        ua.core.send(request, owner=_InviteRequest(self, request))
+        self._invite_owner = _InviteRequest(self, request)
+        ua.core.send(request, owner=self._invite_owner)
         from .events import InviteSent
 
         ua.bus.publish(InviteSent(session=self))
@@ -668,6 +785,13 @@ class Session:
             with contextlib.suppress(InvalidStateError):
                 self.bye()
 
+    def _do_abandon_invite(self) -> None:
+        """No final response 64·T1 after our CANCEL (RFC 3261 §9.1): the INVITE transaction
+        is given up, which reports the failure that ends the call."""
+        owner = self._invite_owner
+        if owner is not None and owner.transaction_id is not None:
+            self.ua.core.abandon(owner.transaction_id)
+
     def _do_send_cancel(self) -> None:
         invite = self._invite
         if invite is None or invite.cseq is None:
@@ -749,6 +873,7 @@ class Session:
             self._ok = self._respond(status, *answer)
             if self.dialog is not None:
                 self.dialog.confirm()
+            self._replace_other()
             invite = self._invite
             # Our offer in the 2xx (an INVITE without SDP) is answered in the ACK.
             self._remote_answer_due = invite is not None and not invite.body \
@@ -875,7 +1000,8 @@ class Session:
                            ("Allow", ",".join(self.ua.core.allowed)),
                            ("User-Agent", self.ua.config.user_agent_string)])
         self._reinvite_out = request
-        self.ua.core.send(request, owner=_ReinviteRequest(self, request))
+        self._reinvite_owner = _ReinviteRequest(self, request)
+        self.ua.core.send(request, owner=self._reinvite_owner)
 
     def _do_rollback_media(self) -> None:
         """Decision 8: after a refused re-INVITE the signalling state is as before; a handler

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import secrets
 import ssl as ssl_module
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 import aiohttp
 
@@ -24,27 +25,33 @@ from .aio.clock import Timers, TimerScope
 from .aio.ws import WebSocketRunner
 from .bus import EventBus, EventView
 from .causes import Cause
-from .config import Supported, UAConfig
+from .config import Limits, Supported, UAConfig
 from .core import Core, OutgoingRequest
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ParseError
 from .events import (
     BusEvent,
     InviteReceived,
+    MessageReceived,
+    NotifyReceived,
+    OutOfDialogReferRequested,
     Registered,
     TransportConnected,
     TransportDisconnected,
 )
 from .fsm.base import CancelTimer, Command, Emit, StartTimer
+from .fsm.dialog import Dialog, DialogState
 from .fsm.invite import InviteState
 from .fsm.registration import Registration
 from .fsm.transaction import InviteServerTransaction, ServerTransaction
 from .fsm.transport import Transport, TransportOptions
 from .logging import Logger, LoggerFactory
-from .outgoing import Identity, RequestFactory, new_call_id, normalize_target
+from .outgoing import Identity, RequestFactory, new_call_id, new_tag, normalize_target
+from .refer import ReferRequest, check_refer
 from .session import Session
 from .sip.digest import Challenge, DigestAuthenticator, DigestError
 from .sip.message import Request, Response
 from .sip.uri import URI
+from .subscription import Subscription
 
 __all__ = ["UA"]
 
@@ -58,10 +65,13 @@ class UA:
     :meth:`from_sipjs` takes SIP.js's camelCase names.  With ``autostart`` (the default) the UA
     starts as soon as it exists inside a running event loop, or on ``async with``.
 
-    Keyword-only extras that are not SIP.js parameters: ``ssl`` (an :class:`ssl.SSLContext`
-    for ``wss://``; certificates are verified by default), ``session`` (an aiohttp session to
-    share between many UAs), ``log_stream`` (where built-in log lines go; standard error by
-    default) and ``t1`` (RFC 3261's T1 in seconds; tests shorten it).
+    Keyword-only extras that are not SIP.js parameters: ``ssl`` (for ``wss://``: an
+    :class:`ssl.SSLContext`, or the path of a PEM file of CA certificates, which then are the
+    only ones trusted; without it, certificates and host names are verified against the
+    system's CAs), ``session`` (an aiohttp session to share between many UAs), ``log_stream``
+    (where built-in log lines go; standard error by default), ``t1`` (RFC 3261's T1 in seconds;
+    tests shorten it) and ``limits`` (a :class:`~sipfsm.config.Limits`: the largest message,
+    frame, header count and line accepted from the server, and what happens to one over them).
     """
 
     __slots__ = (
@@ -69,6 +79,7 @@ class UA:
         "_authenticator",
         "_credentials_ready",
         "_dialogs",
+        "_ended_dialogs",
         "_events",
         "_logs",
         "_reg_call_id",
@@ -80,6 +91,8 @@ class UA:
         "_runner",
         "_sessions",
         "_started",
+        "_sub_routes",
+        "_subscriptions",
         "_timer_table",
         "bus",
         "config",
@@ -96,15 +109,19 @@ class UA:
         self,
         config: UAConfig | None = None,
         *,
-        ssl: ssl_module.SSLContext | None = None,
+        ssl: ssl_module.SSLContext | str | os.PathLike[str] | None = None,
         session: aiohttp.ClientSession | None = None,
         log_stream: TextIO | None = None,
         t1: float = 0.5,
+        limits: Limits | None = None,
         **params: Any,
     ) -> None:
         if config is not None and params:
             raise TypeError("give either a UAConfig or parameters, not both")
         self.config = cfg = config if config is not None else UAConfig(**params)
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            ssl = ssl_module.create_default_context(cafile=os.fspath(ssl))  # a CA file
+        limits = limits if limits is not None else Limits()
         self.id = secrets.token_hex(4)
         self.bus = EventBus(on_error=self._listener_failed)
         self._events = EventView(self.bus)
@@ -129,7 +146,7 @@ class UA:
         self._runner = WebSocketRunner(
             self.transport, self.bus, session=session, ssl=ssl,
             on_trace=self._tracer(transport_log) if cfg.trace_sip else None,
-            timers=self._timers)
+            max_frame_size=limits.max_frame_size, timers=self._timers)
         self.identity = Identity(cfg)
         self.factory = RequestFactory(cfg, self.identity)
         self._authenticator: DigestAuthenticator | None = None
@@ -137,7 +154,7 @@ class UA:
             self._authenticator = DigestAuthenticator(cfg.authorization_user, cfg.password)
         self.core = Core(cfg, self.identity, self.factory, self.bus, self._runner,
                          self._logs.get("core", self.id), credentials=self._credentials,
-                         t1=t1, timers=self._timers)
+                         t1=t1, timers=self._timers, limits=limits)
         self.registration = Registration(
             expires=cfg.register_expires, contact=self.factory.device_uri,
             instance=cfg.instance_id, refresh_delay=cfg.register_refresh_delay,
@@ -155,11 +172,13 @@ class UA:
         self.bus.subscribe(BusEvent, self._on_event)  # routed by type: one subscription
         self._sessions: dict[str, Session] = {}
         self._dialogs: dict[tuple[str, str, str], Session] = {}
+        self._ended_dialogs: dict[tuple[str, str, str], None] | None = None  # made on first use
+        self._subscriptions: dict[str, Subscription] = {}
+        # A subscription's NOTIFYs by its dialog id, or (Call-ID, our tag) before it has one.
+        self._sub_routes: dict[tuple[str, ...], Subscription] = {}
         core = self.core
-        core.handlers["INVITE"] = self._on_invite
-        core.handlers["CANCEL"] = self._on_cancel
-        for method in ("BYE", "INFO", "UPDATE", "PRACK"):
-            core.handlers[method] = self._in_dialog
+        core.router = self._route
+        core.cancel_handler = self._on_cancel
         core.ack_handler = self._on_ack
         if cfg.autostart:
             # Without a running loop yet, starting waits for ``async with`` or start().
@@ -186,6 +205,8 @@ class UA:
         everything it started.  The UA can be started again."""
         if not self._started:
             return
+        if self._subscriptions:  # unsubscribed first, while the connection is there
+            await asyncio.gather(*(sub._stop() for sub in list(self._subscriptions.values())))
         if self.registration.registered and self.transport.connected:
             done = asyncio.ensure_future(self.wait_for("unregistered", timeout=2))
             self._reg_input(lambda now: self.registration.unregister(now))
@@ -381,11 +402,62 @@ class UA:
         """The calls in progress."""
         return list(self._sessions.values())
 
+    def resources(self) -> dict[str, int]:
+        """What the UA holds right now — calls, dialogs, subscriptions, transactions, armed
+        timers and asyncio tasks — for leak checks in long-running programs and load tests:
+        once everything has ended, all but the registration's timers are back to zero."""
+        tasks = len(self._runner.tasks())
+        for session in self._sessions.values():
+            tasks += sum(1 for task in session._tasks if not task.done())
+        return {
+            "sessions": len(self._sessions),
+            "dialogs": len(self._dialogs),
+            "subscriptions": len(self._subscriptions),
+            "transactions": len(self.core.transactions),
+            "timers": self._timer_table.armed if self._timer_table is not None else 0,
+            "tasks": tasks,
+        }
+
+    def subscribe(self, target: str | URI, event: str, expires: int = 3600, *,
+                  extra_headers: Iterable[tuple[str, str] | str] = (),
+                  body: bytes | str = b"", content_type: str | None = None,
+                  accept: str | None = None) -> Subscription:
+        """Subscribe to ``event`` (``presence``, ``message-summary``, ``dialog;id=1``…) of
+        ``target`` for ``expires`` seconds (0: a one-time fetch), refreshed until
+        ``unsubscribe()`` (RFC 6665).  The returned :class:`~sipfsm.subscription.Subscription`
+        reports ``accepted``, ``notify``, ``failed`` and ``terminated``.  ``accept`` is the
+        Accept header (by default the event package's usual body type); ``body`` and
+        ``content_type`` go in the initial SUBSCRIBE.  The SUBSCRIBE goes out as soon as the
+        transport is connected."""
+        subscription = Subscription(self, self.normalize_target(target), event,
+                                    expires=expires, extra_headers=extra_headers, body=body,
+                                    content_type=content_type, accept=accept)
+        subscription._start()
+        return subscription
+
+    def subscriptions(self) -> list[Subscription]:
+        """The subscriptions that have not ended."""
+        return list(self._subscriptions.values())
+
     def _dialog_of(self, request: Request) -> Session | None:
         to, from_ = request.to, request.from_
         if to is None or from_ is None or not to.tag or not from_.tag:
             return None
         return self._dialogs.get((request.call_id or "", to.tag, from_.tag))
+
+    _ROUTES: ClassVar[dict[str, str]] = {
+        "INVITE": "_on_invite", "BYE": "_in_dialog", "INFO": "_in_dialog",
+        "UPDATE": "_in_dialog", "PRACK": "_in_dialog", "REFER": "_on_refer",
+        "NOTIFY": "_on_notify", "MESSAGE": "_on_message",
+    }
+    """Which method of ours takes which request (the core asks :meth:`_route`)."""
+
+    def _route(self, request: Request, transaction: ServerTransaction) -> bool:
+        name = self._ROUTES.get(request.method)
+        if name is None:
+            return False
+        getattr(self, name)(request, transaction)
+        return True
 
     def _on_invite(self, request: Request, transaction: ServerTransaction) -> None:
         core = self.core
@@ -406,10 +478,110 @@ class UA:
             # Decision 7 (RFC 3262 §3): we require 100rel and the caller cannot do it.
             core.respond(transaction, 421, headers=[("Require", "100rel")])
             return
+        replaced: Session | None = None
+        if self.config.replaces is not Supported.UNSUPPORTED:
+            refusal, replaced = self._replaced_by(request)
+            if refusal is not None:
+                core.respond(transaction, refusal)
+                return
         session = Session(self, caller=False, invite=request, transaction=transaction)
+        session.replaces = replaced
         session._incoming(float(self.config.no_answer_timeout),
                           float(request.expires) if request.expires is not None else None)
         self.bus.publish(InviteReceived(session=session, request=request))
+
+    def _replaced_by(self, request: Request) -> tuple[int | None, Session | None]:
+        """RFC 3891 §3 for an INVITE with Replaces: (a refusal status, or the session it
+        replaces).  No such dialog, or an early one the peer began → 481; a call already over
+        → 603; ``early-only`` against a confirmed call → 486.  No Replaces → (None, None)."""
+        try:
+            replaces = request.replaces
+        except ParseError:
+            return 400, None
+        if replaces is None:
+            return None, None
+        key = (replaces.call_id, replaces.to_tag, replaces.from_tag)
+        session = self._dialogs.get(key)
+        if session is None or session.dialog is None:
+            return (603 if key in (self._ended_dialogs or ()) else 481), None
+        if session.state in (InviteState.TERMINATING, InviteState.TERMINATED):
+            return 603, None
+        confirmed = session.dialog.state is DialogState.CONFIRMED
+        if confirmed and replaces.early_only:
+            return 486, None
+        if not confirmed and not session.machine.caller:
+            return 481, None  # only the originator of an early dialog may see it replaced
+        return None, session
+
+    _ENDED_KEPT = 64
+    """How many ended calls' dialog ids are remembered, to answer a late Replaces 603."""
+
+    def _dialog_ended(self, key: tuple[str, str, str]) -> None:
+        self._dialogs.pop(key, None)
+        ended = self._ended_dialogs
+        if ended is None:
+            ended = self._ended_dialogs = {}
+        ended[key] = None
+        if len(ended) > self._ENDED_KEPT:
+            del ended[next(iter(ended))]
+
+    def _on_refer(self, request: Request, transaction: ServerTransaction) -> None:
+        """A REFER: in a call, the session's; out of dialog, decision 2."""
+        if request.to is not None and request.to.tag:
+            self._in_dialog(request, transaction)
+            return
+        if not self.config.allow_out_of_dialog_refers:
+            self.core.respond(transaction, 405, headers=[("Allow", ",".join(self.core.allowed))])
+            return
+        refusal = check_refer(request)
+        if refusal is None and not request.contact:
+            refusal = (400, "Missing Contact header field")
+        if refusal is not None:
+            self.core.respond(transaction, refusal[0], refusal[1])
+            return
+        dialog = Dialog.as_uas(request, new_tag(), confirmed=True)
+        refer = ReferRequest(self, request, transaction, dialog)
+        if self.bus.has_subscribers(OutOfDialogReferRequested):
+            self.bus.publish(OutOfDialogReferRequested(refer=refer))
+            return
+        self.log.warn("out-of-dialog REFER accepted and followed: nobody listens to "
+                      "out_of_dialog_refer_requested, so anyone who can reach this UA can make "
+                      "it call anyone", target=str(refer.target))
+        refer.accept()
+
+    def _on_notify(self, request: Request, transaction: ServerTransaction) -> None:
+        """A NOTIFY: a call's (our REFER's subscription), else a legacy one when
+        ``allow_legacy_notifications`` is on and someone listens to ``notify``, else 481."""
+        if request.to is not None and request.to.tag:
+            subscription = self._subscription_of(request)
+            if subscription is not None:
+                subscription._on_notify(request, transaction)
+                return
+            if self._to_session(request, transaction):
+                return
+        if self.config.allow_legacy_notifications and self.bus.has_subscribers(NotifyReceived):
+            self.core.respond(transaction, 200)
+            self.bus.publish(NotifyReceived(request=request))
+            return
+        self.core.respond(transaction, 481, "Subscription does not exist")
+
+    def _subscription_of(self, request: Request) -> Subscription | None:
+        """The subscription a NOTIFY belongs to: by its dialog, or by the Call-ID and our tag
+        of an initial SUBSCRIBE whose 2xx it overtook (RFC 6665 §4.1.2.4)."""
+        to, from_ = request.to, request.from_
+        if to is None or not to.tag:
+            return None
+        call_id, routes = request.call_id or "", self._sub_routes
+        remote = from_.tag if from_ is not None and from_.tag else ""
+        return routes.get((call_id, to.tag, remote)) or routes.get((call_id, to.tag))
+
+    def _on_message(self, request: Request, transaction: ServerTransaction) -> None:
+        """A MESSAGE: inside a call, the session's (200 and its ``message`` event); otherwise
+        200 and the UA's ``message`` event, as always."""
+        if self._to_session(request, transaction):
+            return
+        self.core.respond(transaction, 200)
+        self.bus.publish(MessageReceived(request=request))
 
     def _on_cancel(self, cancel: Request, invite: ServerTransaction) -> None:
         for session in list(self._sessions.values()):
@@ -424,22 +596,31 @@ class UA:
         if session is not None:
             session._on_ack(request)
 
+    _SESSION_HANDLERS: ClassVar[dict[str, str]] = {
+        "BYE": "_on_bye", "INFO": "_on_info", "PRACK": "_on_prack", "REFER": "_on_refer",
+        "NOTIFY": "_on_notify", "MESSAGE": "_on_message",
+    }
+    """Which method of a :class:`Session` takes which in-dialog request (UPDATE: none yet)."""
+
     def _in_dialog(self, request: Request, transaction: ServerTransaction) -> None:
+        if not self._to_session(request, transaction):
+            self.core.respond(transaction, 481)
+
+    def _to_session(self, request: Request, transaction: ServerTransaction) -> bool:
+        """Hand an in-dialog request to the call whose dialog it names, after the dialog's own
+        checks (481, 500); False when no call has that dialog."""
         session = self._dialog_of(request)
         if session is None or session.dialog is None:
-            self.core.respond(transaction, 481)
-            return
+            return False
         fault = session.dialog.received(request)
+        name = self._SESSION_HANDLERS.get(request.method)
         if fault is not None:
             self.core.respond(transaction, fault)
-        elif request.method == "BYE":
-            session._on_bye(request, transaction)
-        elif request.method == "INFO":
-            session._on_info(request, transaction)
-        elif request.method == "PRACK":
-            session._on_prack(request, transaction)
+        elif name is None:
+            self.core.respond(transaction, 501)
         else:
-            self.core.respond(transaction, 501)  # UPDATE: not yet
+            getattr(session, name)(request, transaction)
+        return True
 
     def _on_registered(self, event: Registered) -> None:
         self.identity.pub_gruu = event.pub_gruu
@@ -485,6 +666,14 @@ class UA:
                                  "or a mapping with username and password or ha1")
 
     def _on_disconnected(self, event: TransportDisconnected) -> None:
+        # Said at warn level: a refused certificate or a dead edge must not go unnoticed; our
+        # own stop() is no news.
+        if self._started:
+            self.log.warn("disconnected", server=event.server, code=event.code,
+                          reason=event.reason)
+        else:
+            self.log.log("disconnected", server=event.server, code=event.code,
+                         reason=event.reason)
         if not event.given_up or event.code is not None:
             self._reg_input(self.registration.transport_lost)
             # Decision 4: calls not yet up fail; confirmed calls are told (``disconnected``) but
@@ -493,6 +682,9 @@ class UA:
                 if session.state not in (InviteState.CONFIRMED, InviteState.TERMINATING,
                                          InviteState.REINVITING, InviteState.REINVITED):
                     session._lost()
+            # The notifiers reach us only through the connection that just went.
+            for subscription in list(self._subscriptions.values()):
+                subscription._lost()
 
     # -- events ------------------------------------------------------------------------------------
 

@@ -19,12 +19,14 @@ __all__ = ["TimerScope", "Timers"]
 
 
 class Timers:
-    """The clock of one UA, and the factory of its machines' timer scopes."""
+    """The clock of one UA, the factory of its machines' timer scopes, and the count of the
+    timers they have armed (:attr:`armed`, for leak checks)."""
 
-    __slots__ = ("_loop",)
+    __slots__ = ("_loop", "armed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop or asyncio.get_running_loop()
+        self.armed = 0
 
     def now(self) -> float:
         """The loop's monotonic time, in seconds."""
@@ -33,36 +35,36 @@ class Timers:
     def scope(self, prefix: str, fire: Callable[[str], None]) -> TimerScope:
         """A namespace of timers whose expiry calls ``fire(name)``; ``prefix`` names it in
         diagnostics."""
-        return TimerScope(self._loop, prefix, fire)
+        return TimerScope(self, prefix, fire)
 
 
 class TimerScope:
     """The timers of one machine: at most one armed timer per name; arming it again
     replaces it."""
 
-    __slots__ = ("_fire", "_handles", "_loop", "prefix")
+    __slots__ = ("_fire", "_handles", "_table", "prefix")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, prefix: str,
-                 fire: Callable[[str], None]) -> None:
-        self._loop = loop
+    def __init__(self, table: Timers, prefix: str, fire: Callable[[str], None]) -> None:
+        self._table = table
         self.prefix = prefix
         self._fire = fire
         self._handles: dict[str, asyncio.TimerHandle] | None = None
 
     def now(self) -> float:
         """The loop's monotonic time, in seconds."""
-        return self._loop.time()
+        return self._table._loop.time()
 
     def start(self, name: str, at: float) -> None:
         """Arm ``name`` to fire at monotonic time ``at``."""
         handles = self._handles
         if handles is None:
             handles = self._handles = {}
+        old = handles.get(name)
+        if old is not None:
+            old.cancel()
         else:
-            old = handles.get(name)
-            if old is not None:
-                old.cancel()
-        handles[name] = self._loop.call_at(at, self._expired, name)
+            self._table.armed += 1
+        handles[name] = self._table._loop.call_at(at, self._expired, name)
 
     def cancel(self, name: str) -> None:
         """Disarm ``name`` (nothing happens if it is not armed)."""
@@ -70,6 +72,7 @@ class TimerScope:
             handle = self._handles.pop(name, None)
             if handle is not None:
                 handle.cancel()
+                self._table.armed -= 1
 
     def cancel_all(self) -> None:
         """Disarm every timer of this scope."""
@@ -77,6 +80,7 @@ class TimerScope:
         if handles:
             for handle in handles.values():
                 handle.cancel()
+            self._table.armed -= len(handles)
             handles.clear()
 
     def armed(self) -> list[str]:
@@ -85,5 +89,6 @@ class TimerScope:
 
     def _expired(self, name: str) -> None:
         assert self._handles is not None
-        self._handles.pop(name, None)
+        if self._handles.pop(name, None) is not None:
+            self._table.armed -= 1
         self._fire(name)

@@ -7,7 +7,10 @@ closed, frames written (one SIP message per text frame, RFC 7118 §5.2), timers 
 published on the bus.
 
 Sockets are opened with the ``sip`` subprotocol (RFC 7118 §4.1); a server that does not accept
-it is refused.  Binary frames are decoded as UTF-8 (decision 11).
+it is refused.  Binary frames are decoded as UTF-8 (decision 11).  A frame over
+``max_frame_size`` octets is not read: aiohttp closes the socket (1009, message too big), which
+the machine sees as any dropped connection (see :class:`~sipfsm.config.Limits`).  ``wss://``
+certificates are verified unless the ``ssl`` given says otherwise.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ The session never touches media itself.
 PROCEEDING.  The first 2xx is acknowledged and confirms the call; a 2xx from another fork, or one
 that races our CANCEL, is acknowledged and answered with BYE (§13.2.2.4).  A final failure, a
 timeout or a lost connection ends it with a cause.  ``cancel`` before any provisional response is
-deferred until one arrives (§9.1).
+deferred until one arrives (§9.1; a 100 Trying counts), and when no final response follows
+the CANCEL within 64·T1 the INVITE transaction is given up (``Canceled``).
 
 *Callee.*  The session starts RINGING (the UA core has sent 100; the adapter sends 180).
 ``accept`` asks the handler for an answer (ANSWERING), then sends the 2xx and retransmits it,
@@ -33,7 +34,8 @@ BYE from the peer ends the call with cause ``Terminated`` (decision 9).  A calle
 up before the ACK waits for it (§15: no BYE before the ACK or the end of the transaction).
 
 Timers: ``no_answer``, ``expires``, ``retransmit`` (the 2xx), ``ack`` (64·T1), ``rel1xx`` (the
-reliable 1xx), ``prack`` (64·T1), ``glare`` (the re-INVITE retry).
+reliable 1xx), ``prack`` (64·T1), ``glare`` (the re-INVITE retry), ``cancel`` (64·T1 after our
+CANCEL).
 """
 
 from __future__ import annotations
@@ -119,7 +121,14 @@ TABLE: list[dict[str, Any]] = [
                                       C.TERMINATED], "dest": None, "after": "_unwanted_2xx"},
     {"trigger": "failure", "source": [*_CALLER_PENDING, C.CANCELLING], "dest": C.TERMINATED,
      "after": "_caller_failed"},
+    # §9.1: a CANCEL waits for a provisional response — a 100 Trying counts.
+    {"trigger": "trying", "source": C.CALLING, "dest": None, "after": "_note_trying"},
+    {"trigger": "trying", "source": C.CANCELLING, "dest": None, "after": "_deferred_cancel"},
+    {"trigger": "cancel", "source": C.CALLING, "dest": C.CANCELLING,
+     "conditions": "_got_trying", "after": "_send_cancel"},
     {"trigger": "cancel", "source": C.CALLING, "dest": C.CANCELLING, "after": "_defer_cancel"},
+    # §9.1: no final response 64·T1 after the CANCEL: the INVITE transaction is given up.
+    {"trigger": "cancel_timeout", "source": C.CANCELLING, "dest": None, "after": "_abandon"},
     {"trigger": "cancel", "source": C.PROCEEDING, "dest": C.CANCELLING, "after": "_send_cancel"},
     # -- callee --
     {"trigger": "accept", "source": C.RINGING, "dest": C.ANSWERING, "after": "_make_answer"},
@@ -186,8 +195,8 @@ class InviteSession(Model):
     """One call (sans-I/O).  Carry out :meth:`take_effects` after each input."""
 
     __slots__ = ("_cancel_pending", "_held_2xx", "_hold", "_interval", "_invite_cseq",
-                 "_queued", "_random", "_rel_interval", "_response", "_rseq", "_unacked",
-                 "caller", "cause", "held", "t1")
+                 "_queued", "_random", "_rel_interval", "_response", "_rseq", "_trying",
+                 "_unacked", "caller", "cause", "held", "t1")
 
     state: InviteState
 
@@ -199,6 +208,7 @@ class InviteSession(Model):
         self.t1 = t1
         self.cause: Cause | None = None
         self._cancel_pending = False
+        self._trying = False  # caller: a 100 Trying came (a CANCEL may go)
         self._interval = t1
         self._response: Response | None = None
         self.held = False  # our side has put the call on hold (only changed by a success)
@@ -234,6 +244,7 @@ class InviteSession(Model):
         """A response to our INVITE (1xx, every 2xx, or the final failure)."""
         status = response.status_code
         if status == 100:
+            self._fire("trying", now=now, response=response)
             return
         trigger = "provisional" if status < 200 else "success" if status < 300 else "failure"
         self._fire(trigger, now=now, response=response)
@@ -246,7 +257,7 @@ class InviteSession(Model):
         """One of the session's timers fell due."""
         trigger = {"no_answer": "no_answer", "expires": "expires", "retransmit": "retransmit",
                    "ack": "ack_timeout", "glare": "glare_retry", "rel1xx": "rel1xx_retransmit",
-                   "prack": "prack_timeout"}.get(name)
+                   "prack": "prack_timeout", "cancel": "cancel_timeout"}.get(name)
         if trigger is not None:
             self._fire(trigger, now=now)
 
@@ -291,19 +302,32 @@ class InviteSession(Model):
                 is not None and response.to.tag:
             self.effects.append(Command("send_prack", {"response": response}))
 
+    def _note_trying(self, event: Any) -> None:
+        self._trying = True
+
+    def _got_trying(self, event: Any) -> bool:
+        return self._trying
+
     def _defer_cancel(self, event: Any) -> None:
         self._cancel_pending = True
         self.effects.append(Emit(SessionCanceled(session=self.id)))
 
     def _send_cancel(self, event: Any) -> None:
-        self.effects.append(Command("send_cancel"))
+        self._cancelled(event.kwargs["now"])
         self.effects.append(Emit(SessionCanceled(session=self.id)))
+
+    def _cancelled(self, now: float) -> None:
+        self.effects.append(Command("send_cancel"))
+        self.effects.append(StartTimer("cancel", now + 64 * self.t1))
 
     def _deferred_cancel(self, event: Any) -> None:
         self._prack_if_reliable(event.kwargs["response"])
         if self._cancel_pending:
             self._cancel_pending = False
-            self.effects.append(Command("send_cancel"))
+            self._cancelled(event.kwargs["now"])
+
+    def _abandon(self, event: Any) -> None:
+        self.effects.append(Command("abandon_invite"))
 
     def _answered(self, event: Any) -> None:
         response = event.kwargs["response"]
@@ -556,7 +580,7 @@ class InviteSession(Model):
         self.cause = cause
         self._unacked, self._held_2xx = None, None
         self._queued.clear()
-        for name in ("no_answer", "expires", "retransmit", "ack", "rel1xx", "prack"):
+        for name in ("no_answer", "expires", "retransmit", "ack", "rel1xx", "prack", "cancel"):
             self.effects.append(CancelTimer(name))
         if rejected:
             self.effects.append(Emit(SessionRejected(session=self.id, response=response,

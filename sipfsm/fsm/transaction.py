@@ -688,12 +688,12 @@ _Key = tuple[str, ...]
 
 def _merge_key(request: Request) -> tuple[object, ...] | None:
     try:
-        from_, cseq = request.from_, request.cseq
+        from_, cseq, call_id = request.from_, request.cseq, request.call_id
     except ParseError:
-        return None
+        return None  # the gate answers it 400; there is nothing to merge with
     if from_ is None or cseq is None:
         return None
-    return (request.call_id, from_.tag, cseq.seq, cseq.method)
+    return (call_id, from_.tag, cseq.seq, cseq.method)
 
 
 class TransactionTable:

@@ -312,9 +312,11 @@ class AiortcSDH:
         return self._dtmf_sender.insert(tones, duration, inter_tone_gap)
 
     async def close(self) -> None:
-        """Stop media and release sockets, tasks, the player and the recorder.  Idempotent."""
+        """Stop media and release sockets, tasks, the player and the recorder.  Idempotent: a
+        second call returns once the first has finished (a recording is then complete)."""
         if self._closed:
-            return
+            async with self._lock:  # a close() under way holds it until it is done
+                return
         self._closed = True
         async with self._lock:
             if self._dtmf_sender is not None:

@@ -378,3 +378,41 @@ def test_a_retransmitted_2xx_during_a_reinvite_is_acked_again(trigger: str) -> N
     assert s.state in (S.REINVITING, S.REINVITED)
     d(s.response, reply(200))  # the call's INVITE 2xx, again
     assert commands(d)[-1] == "send_ack" and s.state in (S.REINVITING, S.REINVITED)
+
+
+def test_a_100_trying_lets_a_cancel_go_at_once() -> None:
+    session, d = caller()
+    d(lambda now: session.start(now))
+    d(lambda now: session.response(reply(100, None), now))
+    assert session.state is S.CALLING  # 100 is no progress to report
+    assert "send_cancel" not in commands(d)
+    d(lambda now: session.input("cancel", now))
+    assert session.state is S.CANCELLING
+    assert commands(d).count("send_cancel") == 1
+    assert "cancel" in d.timers
+
+
+def test_a_deferred_cancel_goes_on_the_100_trying() -> None:
+    session, d = caller()
+    d(lambda now: session.start(now))
+    d(lambda now: session.input("cancel", now))
+    assert "send_cancel" not in commands(d)
+    d(lambda now: session.response(reply(100, None), now))
+    assert commands(d).count("send_cancel") == 1
+    d(lambda now: session.response(reply(180), now))
+    assert commands(d).count("send_cancel") == 1, "one CANCEL only"
+
+
+def test_no_final_response_after_the_cancel_gives_the_invite_up() -> None:
+    session, d = caller()
+    d(lambda now: session.start(now))
+    d(lambda now: session.response(reply(180), now))
+    d(lambda now: session.input("cancel", now))
+    d.advance(64 * 0.5 - 0.1)
+    assert "abandon_invite" not in commands(d)
+    d.advance(0.2)
+    assert commands(d).count("abandon_invite") == 1
+    assert session.state is S.CANCELLING  # until the transaction reports its timeout
+    d(lambda now: session.failed(Cause.REQUEST_TIMEOUT, now))
+    assert session.state is S.TERMINATED and session.cause is Cause.CANCELED
+    assert d.timers == {}
