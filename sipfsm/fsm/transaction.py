@@ -193,7 +193,7 @@ ICT_TABLE: list[dict[str, Any]] = [
     {"trigger": "recv_2xx", "source": [IC.CALLING, IC.PROCEEDING], "dest": IC.ACCEPTED,
      "after": ["_stop_timer_b", "_to_tu", "_start_timer_m"]},
     # RFC 6026 §7.2: every 2xx (a retransmission, or another fork's) goes up; the TU ACKs it.
-    {"trigger": "recv_2xx", "source": IC.ACCEPTED, "dest": None, "after": "_to_tu"},
+    {"trigger": "recv_2xx", "source": IC.ACCEPTED, "dest": None, "after": "_pass_up"},
     # Through "Completed" in no time (Timer D = 0): ACK, response to the TU, done.
     {"trigger": "recv_3xx_6xx", "source": [IC.CALLING, IC.PROCEEDING], "dest": IC.TERMINATED,
      "after": ["_send_ack", "_to_tu", "_end"]},
@@ -230,7 +230,7 @@ IST_TABLE: list[dict[str, Any]] = [
     {"trigger": "send_1xx", "source": IS.PROCEEDING, "dest": None, "after": "_send_response"},
     {"trigger": "send_2xx", "source": IS.PROCEEDING, "dest": IS.ACCEPTED,
      "after": ["_send_response", "_start_timer_l"]},
-    {"trigger": "send_2xx", "source": IS.ACCEPTED, "dest": None, "after": "_send_response"},
+    {"trigger": "send_2xx", "source": IS.ACCEPTED, "dest": None, "after": "_transmit"},
     {"trigger": "send_3xx_6xx", "source": IS.PROCEEDING, "dest": IS.COMPLETED,
      "after": ["_send_response", "_start_timer_h"]},
     # Through "Confirmed" in no time (Timer I = 0).
@@ -387,7 +387,8 @@ class Transaction(Model):
 
     @property
     def last_response(self) -> Response | None:
-        """Client: the last response passed to the TU.  Server: the last response sent."""
+        """Client: the last response passed to the TU.  Server: the last response sent.  Once
+        an INVITE transaction is accepted (a 2xx), ``None``: it no longer needs one."""
         return self._last_response
 
     @property
@@ -522,6 +523,14 @@ class InviteClientTransaction(ClientTransaction):
 
     def _start_timer_m(self, event: Any) -> None:
         self._start("M", event.kwargs["now"])
+        # Accepted, the transaction only absorbs 2xx retransmissions for 64·T1: it keeps no
+        # response (the TU has it) and no parsed headers, which matters when thousands of
+        # calls linger in Timer M.
+        self._last_response = None
+        self._request.compact()
+
+    def _pass_up(self, event: Any) -> None:
+        self._emit(TransactionResponse(transaction=self.id, response=event.kwargs["response"]))
 
     def _send_ack(self, event: Any) -> None:
         self._ack = build_ack(self._request, event.kwargs["response"])
@@ -640,6 +649,13 @@ class InviteServerTransaction(ServerTransaction):
 
     def _start_timer_l(self, event: Any) -> None:
         self._start("L", event.kwargs["now"])
+        # Accepted, the TU retransmits its 2xx itself: the transaction keeps no response and
+        # no parsed headers for its 64·T1 (thousands of calls may linger in Timer L).
+        self._last_response = None
+        self._request.compact()
+
+    def _transmit(self, event: Any) -> None:
+        self.effects.append(Transmit(event.kwargs["response"]))
 
     def _absorb_ack(self, event: Any) -> None:
         self._emit(AckReceived(transaction=self.id, request=event.kwargs["request"]))

@@ -314,6 +314,12 @@ class Message:
         """The body decoded as UTF-8 (undecodable bytes replaced)."""
         return self.body.decode("utf-8", "replace")
 
+    def compact(self) -> None:
+        """Forget the parsed header values (they are parsed again if read): for a message kept
+        only in case it is needed, such as the INVITE of a transaction lingering in Timer L."""
+        if self.headers._cache:
+            self.headers._cache = {}
+
     def parse_all(self) -> None:
         """Parse every header sipfsm understands; raise :class:`ParseError` on the first bad one.
 

@@ -227,7 +227,7 @@ def test_ict_provisional_then_2xx_then_timer_m() -> None:
     assert transaction.state is IC.ACCEPTED
     assert driver.timers == {"M": driver.now + 32}
     assert driver.transmitted == [invite]  # the ACK of a 2xx is the TU's, not ours
-    assert transaction.last_response is ok
+    assert transaction.last_response is None  # accepted: it keeps nothing, the TU has the 2xx
     # RFC 6026 §7.2: a retransmission and another fork's 2xx both go up.
     fork = reply(invite, 200, "OK", tag="f0rk")
     driver(transaction.response_received, ok)
@@ -485,6 +485,7 @@ def test_ist_2xx_accepted_then_timer_l() -> None:
     driver.advance(0.5)
     driver(transaction.respond, ok)
     assert driver.transmitted[sent:] == [ok]
+    assert transaction.last_response is None  # accepted: it keeps nothing, the TU has the 2xx
     # The ACK of a 2xx is not the transaction's: the caller passes it to the dialog layer.
     ack = build_ack(invite, ok)
     assert transaction.ack_received(ack, driver.now) is False
