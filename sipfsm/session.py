@@ -17,7 +17,8 @@ A callee's ``progress(status_code, rel100=…, early_media=…)`` sends a provis
 reliable ones (RFC 3262) carry RSeq and are retransmitted until the caller's PRACK, and a 183
 with early media carries our answer (or, for an INVITE without SDP, our offer, answered in the
 PRACK).  ``invite_without_sdp`` calls put the offer in the 2xx (or a reliable 1xx) and the answer
-in the ACK (or the PRACK).
+in the ACK (or the PRACK).  An UPDATE from the peer (RFC 3311) refreshes the target, or
+renegotiates the media of an established call (491 while another offer is outstanding).
 """
 
 from __future__ import annotations
@@ -403,6 +404,33 @@ class Session:
 
     def _rtp_dtmf(self, tone: str, duration: int) -> None:
         self._publish(SessionDtmf(session=self.id, tone=tone, duration=int(duration), via="rtp"))
+
+    def _on_update(self, request: Request, transaction: ServerTransaction) -> None:
+        """An UPDATE in the call (RFC 3311).  Without a body it only refreshes the target (as
+        session timers do) → 200.  With an offer: 491 while another offer is outstanding (a
+        re-INVITE either way, or a call not yet up), else our answer in the 200 — or 488 when
+        the media cannot take it, the call going on as before."""
+        contact = [("Contact", f"<{self.ua.factory.contact_uri}>")]
+        if not request.body:
+            self.ua.core.respond(transaction, 200, headers=contact, to_tag=self._local_tag)
+            return
+        if self.state is not InviteState.CONFIRMED:
+            self.ua.core.respond(transaction, 491, headers=[("Retry-After", "1")],
+                                 to_tag=self._local_tag)
+            return
+        self._spawn(self._answer_update(request, transaction))
+
+    async def _answer_update(self, request: Request, transaction: ServerTransaction) -> None:
+        try:
+            await self.sdh.set_description(request.text)
+            body, content_type = await self.sdh.get_description()
+        except Exception as exc:  # an offer we cannot take: the media stays as it was
+            self.ua.log.warn("UPDATE offer refused", error=repr(exc))
+            self.ua.core.respond(transaction, 488, to_tag=self._local_tag)
+            return
+        self.ua.core.respond(transaction, 200, body=body, content_type=content_type,
+                             headers=[("Contact", f"<{self.ua.factory.contact_uri}>")],
+                             to_tag=self._local_tag)
 
     def _on_info(self, request: Request, transaction: ServerTransaction) -> None:
         """An INFO in the dialog: DTMF (application/dtmf-relay or application/dtmf) → 200 and

@@ -598,9 +598,9 @@ class UA:
 
     _SESSION_HANDLERS: ClassVar[dict[str, str]] = {
         "BYE": "_on_bye", "INFO": "_on_info", "PRACK": "_on_prack", "REFER": "_on_refer",
-        "NOTIFY": "_on_notify", "MESSAGE": "_on_message",
+        "NOTIFY": "_on_notify", "MESSAGE": "_on_message", "UPDATE": "_on_update",
     }
-    """Which method of a :class:`Session` takes which in-dialog request (UPDATE: none yet)."""
+    """Which method of a :class:`Session` takes which in-dialog request."""
 
     def _in_dialog(self, request: Request, transaction: ServerTransaction) -> None:
         if not self._to_session(request, transaction):

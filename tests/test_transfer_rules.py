@@ -250,3 +250,39 @@ def _ok(request: Request) -> Response:
     from sipfsm.core import make_response
 
     return make_response(request, 200, to_tag="referrer")
+
+
+async def test_update_in_a_call(server: ScriptedServer) -> None:
+    """RFC 3311: an UPDATE without a body refreshes the target (session timers) → 200; one
+    with an offer gets our answer; one we cannot take → 488 and the call goes on; one while
+    the peer's re-INVITE is unacknowledged (an offer outstanding) → 491."""
+    ua, peer = await connect(server)
+    session, ok = await a_call(ua, peer, "upd")
+    assert ok.to is not None
+    to = f"<{uri(ua)}>;tag={ok.to.tag}"
+
+    def update(cseq: int, body: str = "", contact: str = PEER_CONTACT) -> str:
+        extra = contact + ("Content-Type: application/sdp\r\n" if body else "")
+        return request_text("UPDATE", uri(ua), call_id="upd", from_tag="peer", cseq=cseq,
+                            to=to, extra=extra, body=body)
+
+    await peer.send(update(2, contact="Contact: <sip:moved@127.0.0.1;transport=ws>\r\n"))
+    refreshed = await final(peer, "UPDATE")
+    assert refreshed.status_code == 200 and refreshed.contact
+    assert session.dialog is not None
+    assert str(session.dialog.remote_target) == "sip:moved@127.0.0.1;transport=ws"
+    await peer.send(update(3, OFFER))
+    answered = await final(peer, "UPDATE")
+    assert answered.status_code == 200 and b"m=audio" in answered.body
+    await peer.send(update(4, "v=0\r\nm=video 9 RTP/AVP 96\r\n"))
+    assert (await final(peer, "UPDATE")).status_code == 488
+    assert session.state is InviteState.CONFIRMED
+    # the peer's re-INVITE, answered but not yet acknowledged: an UPDATE offer must wait
+    await peer.send(request_text("INVITE", uri(ua), call_id="upd", from_tag="peer", cseq=5,
+                                 to=to, extra=PEER_CONTACT + "Content-Type: application/sdp\r\n",
+                                 body=OFFER))
+    assert (await final(peer, "INVITE")).status_code == 200
+    await peer.send(update(6, OFFER))
+    assert (await final(peer, "UPDATE")).status_code == 491
+    await peer.send(request_text("ACK", uri(ua), call_id="upd", from_tag="peer", cseq=5, to=to))
+    await until(lambda: session.state is InviteState.CONFIRMED)
