@@ -308,10 +308,14 @@ class _ReferOut(OutgoingRequest):
         super()._response(response)
         if self.done and response is self.response:
             self.referral.response(response)
+            if response.status_code in (408, 481):  # RFC 3261 §12.2.1.2: the dialog is gone
+                self.referral.session._dialog_error()
 
     def _failed(self, status: int, cause: Cause) -> None:
         super()._failed(status, cause)
         self.referral.response(None)
+        if cause is Cause.REQUEST_TIMEOUT:
+            self.referral.session._dialog_error()
 
 
 def send_refer(session: Session, target: URI | Session, *, extra_headers: Iterable[

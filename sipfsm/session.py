@@ -127,6 +127,25 @@ class _ByeRequest(OutgoingRequest):
         self.session._input(lambda now: self.session.machine.input("bye_done", now))
 
 
+class _InDialogRequest(OutgoingRequest):
+    """A request of ours in the call (INFO, MESSAGE, REFER…): a 481 or a 408 to it — or no
+    answer at all — means the dialog is gone, and the call ends (RFC 3261 §12.2.1.2)."""
+
+    def __init__(self, session: Session, request: Request) -> None:
+        super().__init__(session.ua.core, request, session.ua._credentials())
+        self.session = session
+
+    def _response(self, response: Response) -> None:
+        super()._response(response)
+        if self.done and response.status_code in (408, 481):
+            self.session._dialog_error()
+
+    def _failed(self, status: int, cause: Cause) -> None:
+        super()._failed(status, cause)
+        if cause is Cause.REQUEST_TIMEOUT:
+            self.session._dialog_error()
+
+
 class _ReinviteRequest(OutgoingRequest):
     """Our re-INVITE: its outcome goes to the machine (``reinvite_ok`` / ``reinvite_failed``)."""
 
@@ -145,15 +164,20 @@ class _ReinviteRequest(OutgoingRequest):
             session._do_send_ack(response, reinvite=True)  # a retransmitted 2xx: ACK again
             return
         trigger = "reinvite_ok" if status < 300 else "reinvite_failed"
+        gone = status in (408, 481)  # RFC 3261 §12.2.1.2: the dialog is gone
         if status < 300 and response.contact and session.dialog is not None:
             session.dialog.remote_target = response.contact[0].uri  # a target refresh (§12.2)
         self._set_done(response)
         session._input(lambda now: session.machine.input(trigger, now, response=response))
+        if gone:
+            session._dialog_error()
 
     def _failed(self, status: int, cause: Cause) -> None:
         self._set_done(None)
         session = self.session
         session._input(lambda now: session.machine.input("reinvite_failed", now, response=None))
+        if cause is Cause.REQUEST_TIMEOUT:
+            session._dialog_error()
 
     def _set_done(self, response: Response | None) -> None:
         if not self._done.done() and response is not None:
@@ -399,7 +423,7 @@ class Session:
                 body=f"Signal={tone}\r\nDuration={duration}\r\n",
                 content_type="application/dtmf-relay",
                 extra_headers=[("User-Agent", self.ua.config.user_agent_string)])
-            self.ua.core.send(info)
+            self.ua.core.send(info, owner=_InDialogRequest(self, info))
             await asyncio.sleep((duration + gap) / 1000)
 
     def _rtp_dtmf(self, tone: str, duration: int) -> None:
@@ -470,7 +494,7 @@ class Session:
             "MESSAGE", via=self.ua.factory.via(self.ua.core.new_branch()), body=body,
             content_type=content_type,
             extra_headers=[*extra_headers, ("User-Agent", self.ua.config.user_agent_string)])
-        outgoing = OutgoingRequest(self.ua.core, request, self.ua._credentials())
+        outgoing = _InDialogRequest(self, request)
         self.ua.core.send(request, owner=outgoing)
         return outgoing
 
@@ -541,6 +565,13 @@ class Session:
         self._referral = send_refer(self, where, extra_headers=extra_headers,
                                     active_after_transfer=active_after_transfer)
         return self._referral
+
+    def _dialog_error(self) -> None:
+        """A request in the call got 481 or 408 (or no answer): the dialog is gone, and so is
+        the call (cause ``Dialog Error``)."""
+        self.ua.log.warn("the dialog is gone: ending the call", session=self.id)
+        with contextlib.suppress(InvalidStateError):
+            self._require("bye", cause=Cause.DIALOG_ERROR)
 
     def _transferred(self) -> None:
         """Our transfer succeeded: this call is done (unless kept, see :meth:`refer`)."""

@@ -1,6 +1,7 @@
-"""The rules around transfers, against a scripted peer over a real WebSocket: INVITEs with
-Replaces that cannot be honoured (RFC 3891 §3), out-of-dialog REFER (decision 2), REFERs that
-cannot be followed, and NOTIFYs with no subscription (legacy notifications)."""
+"""The rules around transfers and dialogs, against a scripted peer over a real WebSocket:
+INVITEs with Replaces that cannot be honoured (RFC 3891 §3), out-of-dialog REFER (decision 2),
+REFERs that cannot be followed, NOTIFYs with no subscription (legacy notifications), UPDATE
+(RFC 3311), and a 481 or 408 to a request in a call ending it (RFC 3261 §12.2.1.2)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from scripted import Peer, ScriptedServer, request_text
 
+from sipfsm.causes import Cause
 from sipfsm.events import InviteReceived, NotifyReceived, OutOfDialogReferRequested
 from sipfsm.fsm.invite import InviteState
 from sipfsm.media import signalling_only_factory
@@ -286,3 +288,34 @@ async def test_update_in_a_call(server: ScriptedServer) -> None:
     assert (await final(peer, "UPDATE")).status_code == 491
     await peer.send(request_text("ACK", uri(ua), call_id="upd", from_tag="peer", cseq=5, to=to))
     await until(lambda: session.state is InviteState.CONFIRMED)
+
+
+@pytest.mark.parametrize(("request_kind", "status"), [("info", 481), ("reinvite", 408),
+                                                      ("refer", 481), ("message", 408)])
+async def test_a_481_or_408_in_the_call_ends_it(server: ScriptedServer, request_kind: str,
+                                                status: int) -> None:
+    """RFC 3261 §12.2.1.2: the dialog is gone, so is the call (cause ``Dialog Error``)."""
+    ua, peer = await connect(server)
+    session, _ = await a_call(ua, peer, "gone")
+    if request_kind == "info":
+        session.dtmf("5")
+    elif request_kind == "reinvite":
+        asyncio.ensure_future(session.hold(timeout=5)).add_done_callback(
+            lambda task: task.exception())
+    elif request_kind == "refer":
+        session.refer("sip:carol@sipfsm.test")
+    else:
+        session.message("hello")
+    method = {"info": "INFO", "reinvite": "INVITE", "refer": "REFER", "message": "MESSAGE"}
+    sent = await peer.request(method[request_kind])
+    await peer.send(str(_answer(sent, status)))
+    bye = await peer.request("BYE")
+    await peer.send(str(_answer(bye, 481)))
+    await until(lambda: session.state is InviteState.TERMINATED)
+    assert session.cause is Cause.DIALOG_ERROR
+
+
+def _answer(request: Request, status: int) -> Response:
+    from sipfsm.core import make_response
+
+    return make_response(request, status, to_tag=request.to.tag if request.to else None)
