@@ -437,6 +437,8 @@ class Session:
         contact = [("Contact", f"<{self.ua.factory.contact_uri}>")]
         if not request.body:
             self.ua.core.respond(transaction, 200, headers=contact, to_tag=self._local_tag)
+            if self.dialog is not None:
+                self.dialog.refresh_target(request)
             return
         if self.state is not InviteState.CONFIRMED:
             self.ua.core.respond(transaction, 491, headers=[("Retry-After", "1")],
@@ -455,6 +457,8 @@ class Session:
         self.ua.core.respond(transaction, 200, body=body, content_type=content_type,
                              headers=[("Contact", f"<{self.ua.factory.contact_uri}>")],
                              to_tag=self._local_tag)
+        if self.dialog is not None:
+            self.dialog.refresh_target(request)
 
     def _on_info(self, request: Request, transaction: ServerTransaction) -> None:
         """An INFO in the dialog: DTMF (application/dtmf-relay or application/dtmf) → 200 and
@@ -603,6 +607,8 @@ class Session:
             return
         status, reason = referral.notify(request)
         self.ua.core.respond(transaction, status, reason, to_tag=self._local_tag)
+        if status == 200 and self.dialog is not None:
+            self.dialog.refresh_target(request)
 
     def _replace_other(self) -> None:
         """We were accepted: the call we replace emits ``replaced`` and ends."""
@@ -1105,6 +1111,8 @@ class Session:
         request, transaction = self._reinvite_in
         body, content_type = answer if answer is not None else (None, None)
         self._answer(request, transaction, status, body, content_type, supported=False)
+        if 200 <= status < 300 and self.dialog is not None:
+            self.dialog.refresh_target(request)
 
     # -- both ------------------------------------------------------------------------------------
 

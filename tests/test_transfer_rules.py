@@ -284,8 +284,10 @@ async def test_update_in_a_call(server: ScriptedServer) -> None:
                                  to=to, extra=PEER_CONTACT + "Content-Type: application/sdp\r\n",
                                  body=OFFER))
     assert (await final(peer, "INVITE")).status_code == 200
-    await peer.send(update(6, OFFER))
+    await peer.send(update(6, OFFER, contact="Contact: <sip:nope@127.0.0.1;transport=ws>\r\n"))
     assert (await final(peer, "UPDATE")).status_code == 491
+    assert str(session.dialog.remote_target) == "sip:bob@127.0.0.1;transport=ws", \
+        "a refused UPDATE refreshes nothing (RFC 6141)"
     await peer.send(request_text("ACK", uri(ua), call_id="upd", from_tag="peer", cseq=5, to=to))
     await until(lambda: session.state is InviteState.CONFIRMED)
 

@@ -10,7 +10,8 @@ confirmed on the 2xx, and ends terminated.
 
 :meth:`Dialog.request` writes an in-dialog request (§12.2.1.1); :meth:`Dialog.received` checks an
 incoming one: a CSeq lower than the last one is answered 500 (§12.2.2), a terminated dialog
-answers 481, and the Contact of a re-INVITE, UPDATE or NOTIFY refreshes the remote target.
+answers 481; :meth:`Dialog.refresh_target` takes the Contact of an accepted re-INVITE, UPDATE or
+NOTIFY as the new remote target.
 Replaces (:mod:`sipfsm.ua`), REFER (:mod:`sipfsm.refer`) and subscriptions build on it.
 """
 
@@ -127,10 +128,15 @@ class Dialog(Model):
             if self.remote_cseq is not None and cseq.seq < self.remote_cseq:
                 return 500
             self.remote_cseq = cseq.seq
-            contacts = request.contact
-            if request.method in ("INVITE", "UPDATE", "NOTIFY") and contacts:
-                self.remote_target = contacts[0].uri  # a target refresh
         return None
+
+    def refresh_target(self, request: Request) -> None:
+        """A target-refresh request (re-INVITE, UPDATE, NOTIFY) was accepted with a 2xx: its
+        Contact is the peer's target from now on (RFC 3261 §12.2.2 as RFC 6141 §3.3 amends
+        it — a refused request changes nothing)."""
+        contacts = request.contact
+        if contacts and request.method in ("INVITE", "UPDATE", "NOTIFY"):
+            self.remote_target = contacts[0].uri
 
     def request(self, method: str, *, via: str, cseq: int | None = None,
                 extra_headers: list[tuple[str, str]] | None = None,

@@ -340,9 +340,7 @@ class Subscriber(Model):
         fault = dialog.received(request)
         if fault is not None:
             return fault
-        contacts = request.contact
-        if contacts:
-            dialog.remote_target = contacts[0].uri  # NOTIFY is a target refresh (§4.1.3)
+        dialog.refresh_target(request)  # NOTIFY is a target refresh (RFC 6665 §4.1.3)
         return None
 
     # -- conditions ------------------------------------------------------------------------------

@@ -60,7 +60,12 @@ def test_callee_side_and_incoming_checks() -> None:
 
     assert dialog.received(incoming("BYE", 9)) == 500  # lower than the INVITE's 10
     assert dialog.received(incoming("ACK", 10)) is None
-    assert dialog.received(incoming("INVITE", 11, "Contact: <sip:new@a.invalid>\r\n")) is None
-    assert str(dialog.remote_target) == "sip:new@a.invalid"  # a target refresh
+    reinvite = incoming("INVITE", 11, "Contact: <sip:new@a.invalid>\r\n")
+    assert dialog.received(reinvite) is None
+    assert str(dialog.remote_target) == "sip:al@a.invalid;transport=ws"  # not before its 2xx
+    dialog.refresh_target(reinvite)  # accepted: a target refresh (RFC 6141 §3.3)
+    assert str(dialog.remote_target) == "sip:new@a.invalid"
+    dialog.refresh_target(incoming("INFO", 12, "Contact: <sip:other@a.invalid>\r\n"))
+    assert str(dialog.remote_target) == "sip:new@a.invalid"  # INFO refreshes nothing
     dialog.terminate()
     assert dialog.received(incoming("BYE", 12)) == 481

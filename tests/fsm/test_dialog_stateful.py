@@ -2,7 +2,8 @@
 requests with any CSeq (retransmitted, older, newer, with a new Contact), confirmation and
 termination; after every step: our CSeq went up by exactly one per new request (ACK and CANCEL
 reuse the INVITE's), the remote CSeq never goes down, a request older than the last is answered
-500, a terminated dialog answers 481 to everything and never comes back."""
+500, only an accepted re-INVITE, UPDATE or NOTIFY changes the remote target, a terminated dialog
+answers 481 to everything and never comes back."""
 
 # mypy: disable-error-code="comparison-overlap"
 
@@ -59,12 +60,14 @@ class DialogMachine(RuleBasedStateMachine):
 
     @rule(method=st.sampled_from(["BYE", "INFO", "INVITE", "UPDATE", "NOTIFY", "ACK"]),
           step=st.integers(min_value=-3, max_value=3),
-          contact=st.sampled_from([None, "sip:new@b.invalid", "sip:other@b.invalid"]))
-    def receive(self, method: str, step: int, contact: str | None) -> None:
+          contact=st.sampled_from([None, "sip:new@b.invalid", "sip:other@b.invalid"]),
+          accepted=st.booleans())
+    def receive(self, method: str, step: int, contact: str | None, accepted: bool) -> None:
         base = self.remote if self.remote is not None else 100
         cseq = max(1, base + step)
         before = self.dialog.remote_target
-        answer = self.dialog.received(incoming(method, cseq, contact))
+        request = incoming(method, cseq, contact)
+        answer = self.dialog.received(request)
         if self.ended:
             self.answers_after_end.append(answer)
             return
@@ -77,10 +80,13 @@ class DialogMachine(RuleBasedStateMachine):
             return
         assert answer is None
         self.remote = cseq
-        if contact and method in ("INVITE", "UPDATE", "NOTIFY"):
-            assert str(self.dialog.remote_target) == contact, "a target refresh"
-        else:
-            assert self.dialog.remote_target == before
+        assert self.dialog.remote_target == before, "no refresh before the request's 2xx"
+        if accepted:  # the UA answered it 2xx (RFC 6141 §3.3)
+            self.dialog.refresh_target(request)
+            if contact and method in ("INVITE", "UPDATE", "NOTIFY"):
+                assert str(self.dialog.remote_target) == contact, "a target refresh"
+            else:
+                assert self.dialog.remote_target == before
 
     @rule()
     def confirm(self) -> None:
