@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from .events import UA_EVENTS, BusEvent
 
-__all__ = ["EventBus", "EventView", "Handler"]
+__all__ = ["EventBus", "EventView", "Handler", "Listeners"]
 
 E = TypeVar("E", bound=BusEvent)
 Handler = Callable[[Any], object]
@@ -133,3 +133,62 @@ class EventView:
             return await asyncio.wait_for(future, timeout)
         finally:
             self._bus.unsubscribe(kind, handler)
+
+
+class Listeners:
+    """One object's listeners by event name — a call's, a subscription's — with ``on`` /
+    ``off`` / ``wait_for`` for the user and :meth:`emit` for the object.
+
+    ``names`` maps the object's event types to their names; a listener's exception is passed
+    to ``on_error`` and the next listener runs.
+    """
+
+    __slots__ = ("_handlers", "_kind", "_names", "_on_error")
+
+    def __init__(self, names: dict[type[BusEvent], str], kind: str,
+                 on_error: Callable[[BaseException], None]) -> None:
+        self._names = names  # shared, never written
+        self._kind = kind
+        self._on_error = on_error
+        self._handlers: dict[str, list[Handler]] = {}
+
+    def on(self, name: str, handler: Handler) -> None:
+        """Call ``handler(event)`` each time event ``name`` happens."""
+        if name not in self._names.values():
+            raise ValueError(f"unknown {self._kind} event {name!r}")
+        self._handlers.setdefault(name, []).append(handler)
+
+    def off(self, name: str, handler: Handler) -> bool:
+        """Stop calling ``handler`` for ``name``; return whether it was registered."""
+        handlers = self._handlers.get(name, [])
+        if handler not in handlers:
+            return False
+        handlers.remove(handler)
+        return True
+
+    def listened(self, name: str) -> bool:
+        """Whether anything listens to ``name``."""
+        return bool(self._handlers.get(name))
+
+    def emit(self, event: BusEvent) -> None:
+        """Hand ``event`` to the listeners of its name (none if its type has no name)."""
+        for handler in list(self._handlers.get(self._names.get(type(event), ""), ())):
+            try:
+                handler(event)
+            except Exception as exc:  # a listener's bug is reported, not raised
+                self._on_error(exc)
+
+    async def wait_for(self, name: str, timeout: float | None = None) -> Any:
+        """Wait for the next event ``name`` and return it; :class:`TimeoutError` after
+        ``timeout`` seconds."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def done(event: Any) -> None:
+            if not future.done():
+                future.set_result(event)
+
+        self.on(name, done)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self.off(name, done)

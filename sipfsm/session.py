@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .aio.clock import TimerScope
 from .aio.effects import carry_out
+from .bus import Listeners
 from .causes import Cause
 from .core import OutgoingRequest, make_response
 from .errors import InvalidStateError
@@ -207,7 +208,7 @@ class Session:
         self._invite = invite
         self._transaction = transaction
         self._extra = list(extra_headers)
-        self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._listeners = Listeners(_EVENT_NAMES, "session", self._listener_failed)
         self._timers: TimerScope = ua._timers().scope(f"s{self.id}", self._timer_fired)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._local_tag = new_tag()
@@ -264,23 +265,11 @@ class Session:
     def on(self, name: str, handler: Callable[[Any], object]) -> None:
         """Call ``handler(event)`` on ``progress``, ``accepted``, ``confirmed``, ``rejected``,
         ``failed``, ``cancel``, ``bye``, ``dtmf``, ``message`` or ``terminated``."""
-        if name not in _EVENT_NAMES.values():
-            raise ValueError(f"unknown session event {name!r}")
-        self._listeners.setdefault(name, []).append(handler)
+        self._listeners.on(name, handler)
 
     async def wait_for(self, name: str, timeout: float | None = None) -> Any:
         """Wait for session event ``name`` and return it."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def done(event: Any) -> None:
-            if not future.done():
-                future.set_result(event)
-
-        self.on(name, done)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self._listeners[name].remove(done)
+        return await self._listeners.wait_for(name, timeout)
 
     def accept(self) -> None:
         """Answer an incoming call (the media answer is made, then the 2xx goes out)."""
@@ -593,7 +582,7 @@ class Session:
             self.ua.core.respond(transaction, 491, to_tag=self._local_tag)
             return
         refer = ReferRequest(self.ua, request, transaction, self.dialog, session=self)
-        if self._listeners.get("refer"):
+        if self._listeners.listened("refer"):
             self._publish(SessionRefer(session=self.id, refer=refer))
         else:
             refer.accept()
@@ -640,13 +629,12 @@ class Session:
 
     def _publish(self, event: BusEvent) -> None:
         self.ua.bus.publish(event)
-        for handler in list(self._listeners.get(_EVENT_NAMES.get(type(event), ""), ())):
-            try:
-                handler(event)
-            except Exception as exc:  # a listener's bug is reported, not raised
-                self.ua.log.error("session listener failed", error=repr(exc))
+        self._listeners.emit(event)
         if isinstance(event, SessionTerminated):
             self._finished()
+
+    def _listener_failed(self, exc: BaseException) -> None:
+        self.ua.log.error("session listener failed", error=repr(exc))
 
     def _timer_fired(self, name: str) -> None:
         self._input(lambda now: self.machine.timer_fired(name, now))

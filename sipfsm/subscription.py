@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .aio.clock import TimerScope
 from .aio.effects import carry_out
+from .bus import Listeners
 from .causes import Cause
 from .core import OutgoingRequest
 from .events import (
@@ -131,7 +132,7 @@ class Subscription:
         self._extra = list(extra_headers)
         self._body = body
         self._content_type = content_type
-        self._listeners: dict[str, list[Callable[[Any], object]]] = {}
+        self._listeners = Listeners(_EVENT_NAMES, "subscription", self._listener_failed)
         self._timers: TimerScope = ua._timers().scope(f"sub{self.id}", self._timer_fired)
         self._notify_tx: ServerTransaction | None = None  # the NOTIFY being answered
         self._routes: list[tuple[str, ...]] = []  # our keys in the UA's routing table
@@ -165,31 +166,15 @@ class Subscription:
 
     def on(self, name: str, handler: Callable[[Any], object]) -> None:
         """Call ``handler(event)`` on ``accepted``, ``notify``, ``failed`` or ``terminated``."""
-        if name not in _EVENT_NAMES.values():
-            raise ValueError(f"unknown subscription event {name!r}")
-        self._listeners.setdefault(name, []).append(handler)
+        self._listeners.on(name, handler)
 
     def off(self, name: str, handler: Callable[[Any], object]) -> bool:
         """Stop calling ``handler`` for ``name``; return whether it was registered."""
-        handlers = self._listeners.get(name, [])
-        if handler not in handlers:
-            return False
-        handlers.remove(handler)
-        return True
+        return self._listeners.off(name, handler)
 
     async def wait_for(self, name: str, timeout: float | None = None) -> Any:
         """Wait for subscription event ``name`` and return it."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def done(event: Any) -> None:
-            if not future.done():
-                future.set_result(event)
-
-        self.on(name, done)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self.off(name, done)
+        return await self._listeners.wait_for(name, timeout)
 
     def unsubscribe(self) -> None:
         """End the subscription: ``Expires: 0`` in its dialog, then the final NOTIFY (or Timer N)
@@ -209,13 +194,12 @@ class Subscription:
 
     def _publish(self, event: BusEvent) -> None:
         self.ua.bus.publish(event)
-        for handler in list(self._listeners.get(_EVENT_NAMES.get(type(event), ""), ())):
-            try:
-                handler(event)
-            except Exception as exc:  # a listener's bug is reported, not raised
-                self.ua.log.error("subscription listener failed", error=repr(exc))
+        self._listeners.emit(event)
         if isinstance(event, SubscriptionTerminated):
             self._finished()
+
+    def _listener_failed(self, exc: BaseException) -> None:
+        self.ua.log.error("subscription listener failed", error=repr(exc))
 
     def _timer_fired(self, name: str) -> None:
         self._input(lambda now: self.machine.timer_fired(name, now))
