@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 from kamailio import Kamailio, find_kamailio
+from scripted import ScriptedServer
 
 pytest_plugins = ["transitions_plugin"]
 
@@ -73,3 +74,16 @@ async def edge(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         yield DevServerEdge(server)
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ScriptedServer]:
+    """A scripted SIP-over-WebSocket peer on 127.0.0.1 (``tests/scripted.py``); the UAs a test
+    lists in ``server.clients`` are stopped even when it failed half-way.  Modules whose
+    ``server`` is another edge (the devserver) define their own."""
+    scripted = ScriptedServer()
+    await scripted.start()
+    yield scripted
+    for ua in scripted.clients:
+        await ua.stop()
+    await scripted.stop()

@@ -223,16 +223,6 @@ async def test_an_anonymous_call_hides_the_caller(devserver: DevServer, uas: lis
 # -- against a scripted caller ------------------------------------------------------------------
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    await scripted.start()
-    yield scripted
-    for ua in scripted.clients:
-        await ua.stop()
-    await scripted.stop()
-
-
 OFFER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
          "m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 

@@ -4,7 +4,6 @@ writes (every configuration hack)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,16 +14,6 @@ from sipfsm.events import MessageReceived
 from sipfsm.sip import Request, Response
 from sipfsm.sip.digest import make_challenge, verify
 from sipfsm.ua import UA
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    await scripted.start()
-    yield scripted
-    for ua in scripted.clients:  # stopped even when the test failed half-way
-        await ua.stop()
-    await scripted.stop()
 
 
 def make_ua(server: ScriptedServer, **params: Any) -> UA:

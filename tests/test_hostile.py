@@ -183,16 +183,6 @@ class Call:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    await scripted.start()
-    yield scripted
-    for ua in scripted.clients:
-        await ua.stop()
-    await scripted.stop()
-
-
-@pytest.fixture
 async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
     """Whatever reaches the loop's exception handler (an exception raised out of a task or a
     callback) during the test."""

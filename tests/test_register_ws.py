@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from scripted import Peer, ScriptedServer
 
 from sipfsm.causes import Cause
@@ -13,16 +10,6 @@ from sipfsm.sip.digest import Credentials, make_challenge, verify
 from sipfsm.ua import UA
 
 INSTANCE = "4f5c2a38-1d3b-4c6e-9a7f-0b1c2d3e4f50"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    await scripted.start()
-    yield scripted
-    for ua in scripted.clients:
-        await ua.stop()
-    await scripted.stop()
 
 
 async def registering(server: ScriptedServer, **params: object) -> tuple[UA, Peer]:

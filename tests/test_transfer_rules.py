@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,16 +25,6 @@ from sipfsm.ua import UA
 OFFER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
          "m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 PEER_CONTACT = "Contact: <sip:bob@127.0.0.1;transport=ws>\r\n"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    await scripted.start()
-    yield scripted
-    for ua in scripted.clients:
-        await ua.stop()
-    await scripted.stop()
 
 
 async def connect(server: ScriptedServer, **params: Any) -> tuple[UA, Peer]:
