@@ -308,16 +308,6 @@ async def test_message_inside_a_call(devserver: DevServer) -> None:
 # -- the wire, against a scripted edge -----------------------------------------------------------
 
 
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedServer]:
-    server = ScriptedServer()
-    await server.start()
-    yield server
-    for ua in server.clients:
-        await ua.stop()
-    await server.stop()
-
-
 async def connect(server: ScriptedServer) -> tuple[UA, Peer]:
     ua = UA(uri="sip:alice@sipfsm.test", ws_servers=server.url, register=False,
             password="alice-secret", log={"builtin_enabled": False})
@@ -337,8 +327,8 @@ def reply(request: Request, status: int, *headers: str, to_tag: str = "") -> str
     return "\r\n".join(lines) + "\r\n\r\n"
 
 
-async def test_on_the_wire_digest_then_a_notify_before_the_2xx(scripted: ScriptedServer) -> None:
-    ua, peer = await connect(scripted)
+async def test_on_the_wire_digest_then_a_notify_before_the_2xx(server: ScriptedServer) -> None:
+    ua, peer = await connect(server)
     sub = ua.subscribe("bob", "message-summary", expires=120, extra_headers=[("X-Mine", "1")])
     first = await peer.request("SUBSCRIBE")
     assert first.headers.get("Event") == "message-summary" and first.expires == 120
@@ -384,8 +374,8 @@ async def test_on_the_wire_digest_then_a_notify_before_the_2xx(scripted: Scripte
     assert (await ended).reason == "unsubscribed"
 
 
-async def test_stray_notify_and_message_with_a_to_tag(scripted: ScriptedServer) -> None:
-    ua, peer = await connect(scripted)
+async def test_stray_notify_and_message_with_a_to_tag(server: ScriptedServer) -> None:
+    ua, peer = await connect(server)
     notify = request_text("NOTIFY", our_uri(ua), to="<sip:alice@sipfsm.test>;tag=nobody",
                           extra="Event: presence\r\nSubscription-State: active\r\n")
     await peer.send(notify)
@@ -399,8 +389,8 @@ async def test_stray_notify_and_message_with_a_to_tag(scripted: ScriptedServer) 
     assert [event.request.text for event in got] == ["hi"]
 
 
-async def test_a_lost_connection_ends_the_subscription(scripted: ScriptedServer) -> None:
-    ua, peer = await connect(scripted)
+async def test_a_lost_connection_ends_the_subscription(server: ScriptedServer) -> None:
+    ua, peer = await connect(server)
     sub = ua.subscribe("bob", "presence")
     subscribe = await peer.request("SUBSCRIBE")
     await peer.send(reply(subscribe, 200, "Expires: 600", "Contact: <sip:bob@127.0.0.1>",
