@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from kamailio import Kamailio
 from sipp import LOOPBACK, Sipp, find_sipp
+from usage import cpu_seconds
 
 from sipfsm.events import InviteReceived
 from sipfsm.media import signalling_only_factory
@@ -54,10 +55,6 @@ MAX_RETRANS_SHARE = 0.01
 # then sipp, not sipfsm, loses them); the kernel caps it at net.core.rmem_max / wmem_max.
 SIPP_BUFFER = 4 * 1024 * 1024
 
-
-def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass(frozen=True)

@@ -23,19 +23,13 @@ import asyncio
 import gc
 import time
 
+from usage import rss_kib
+
 from sipfsm.devserver import DevServer
 from sipfsm.events import InviteReceived
 from sipfsm.media import signalling_only_factory
 from sipfsm.session import Session
 from sipfsm.ua import UA
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def slope(points: list[tuple[int, int]]) -> float:
