@@ -36,7 +36,7 @@ from .events import (
 from .fsm.dialog import Dialog
 from .fsm.refer import ReferNotifier, ReferState
 from .fsm.transaction import ServerTransaction
-from .sip.headers import Replaces, parse_replaces_value
+from .sip.headers import Replaces, parse_name_addr, parse_replaces_value
 from .sip.message import Request, Response
 from .sip.uri import URI
 
@@ -242,13 +242,12 @@ class Referral:
     def matches(self, request: Request) -> bool:
         """Whether a NOTIFY belongs to this REFER (``Event: refer`` with our ``id``, or no id:
         RFC 3515 §2.4.6 allows none for the first REFER of a dialog)."""
-        event = (request.headers.get("Event") or request.headers.get("o") or "").strip()
-        package, _, params = event.partition(";")
-        if package.strip().lower() != "refer":
+        try:
+            event = request.event
+        except ParseError:
             return False
-        ids = [p.split("=", 1)[1].strip() for p in params.split(";")
-               if p.strip().lower().startswith("id=")]
-        return not ids or ids[0] == self.event_id
+        return event is not None and event.package.lower() == "refer" \
+            and event.id in (None, self.event_id)
 
     def response(self, response: Response | None) -> None:
         """The REFER's final response (``None``: it timed out or the connection went)."""
@@ -270,8 +269,11 @@ class Referral:
         status = sipfrag_status(request.text) if request.body else None
         if content_type is None or content_type.mime != "message/sipfrag" or status is None:
             return 400, "Bad sipfrag body"
-        state = (request.headers.get("Subscription-State") or "").split(";")[0].strip()
-        terminated = state.lower() == "terminated"
+        try:
+            state = request.subscription_state
+        except ParseError:
+            state = None
+        terminated = state is not None and state.state == "terminated"
         if self.outcome is None:
             if status < 200:
                 session._publish(SessionReferProgress(session=session.id, status=status,
@@ -350,12 +352,7 @@ def send_refer(session: Session, target: URI | Session, *, extra_headers: Iterab
 
 def _aor(name_addr: str, fallback: URI) -> URI:
     """The URI inside a dialog's remote URI (``"Carol" <sip:carol@…>``), parameters dropped."""
-    from .sip.uri import parse_uri
-
-    text = name_addr
-    if "<" in text and ">" in text:
-        text = text[text.index("<") + 1:text.index(">")]
     try:
-        return parse_uri(text.strip()).replace(params={}, headers={})
+        return parse_name_addr(name_addr, 0, "To")[0].uri.replace(params={}, headers={})
     except ParseError:
         return fallback
