@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .aio.clock import TimerScope
 from .aio.effects import carry_out
@@ -69,6 +69,8 @@ if TYPE_CHECKING:
     from .ua import UA
 
 __all__ = ["Session"]
+
+T = TypeVar("T")
 
 _EVENT_NAMES: dict[type[BusEvent], str] = {
     SessionProgress: "progress",
@@ -355,9 +357,7 @@ class Session:
         """Callee: our answer to the INVITE's offer (or our offer, for an INVITE without one),
         made once and shared by early media and the 2xx."""
         if self._local_sdp is None:
-            self._local_sdp = asyncio.ensure_future(self._describe())
-            self._tasks.add(self._local_sdp)
-            self._local_sdp.add_done_callback(self._tasks.discard)
+            self._local_sdp = self._spawn(self._describe())
         return self._local_sdp
 
     async def _describe(self) -> tuple[str, str]:
@@ -639,10 +639,12 @@ class Session:
     def _timer_fired(self, name: str) -> None:
         self._input(lambda now: self.machine.timer_fired(name, now))
 
-    def _spawn(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
+    def _spawn(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Run ``work`` as a task of the call's (cancelled when the UA stops)."""
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _finished(self) -> None:
         # Nothing of the call may wait forever: an INVITE of ours still without a final
@@ -758,9 +760,7 @@ class Session:
         """Caller without an offer: our answer to the peer's offer (in a reliable 1xx or the
         2xx), made once; retransmitted 2xxs are ACKed with the same answer."""
         if self._local_sdp is None:
-            self._local_sdp = asyncio.ensure_future(self._answer_offer(response))
-            self._tasks.add(self._local_sdp)
-            self._local_sdp.add_done_callback(self._tasks.discard)
+            self._local_sdp = self._spawn(self._answer_offer(response))
         return self._local_sdp
 
     async def _answer_offer(self, response: Response) -> tuple[str, str]:
